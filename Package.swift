@@ -1,0 +1,46 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "RingTrain",
+    products: [
+        .executable(name: "ringtrain", targets: ["ringtrain"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // System libraries (installed by scripts/bootstrap).
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZMQ", path: "Sources/CZMQ", pkgConfig: "libzmq",
+                       providers: [.apt(["libzmq3-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
+
+        .target(name: "Config"),
+        .target(name: "TensorCore", dependencies: ["CBLAS"]),
+        .target(name: "NN", dependencies: ["TensorCore", "Config"]),
+        .target(name: "Optim", dependencies: ["TensorCore", "NN"]),
+        .target(name: "Formats", dependencies: ["Config", "CZlib", "Yams"]),
+        .target(name: "Datasets", dependencies: ["TensorCore", "Formats"]),
+        .target(name: "Comm", dependencies: ["TensorCore", "CZMQ"]),
+        .target(name: "Train", dependencies: ["Config", "TensorCore", "NN", "Optim", "Formats", "Datasets", "Comm"]),
+        .target(name: "Cluster", dependencies: ["Train", "Comm", "Formats"]),
+        .executableTarget(name: "ringtrain", dependencies: [
+            "Train", "Cluster", "Comm",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .target(name: "TestSupport", dependencies: ["TensorCore", "NN", "Formats", "Config"]),
+
+        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport"]),
+        .testTarget(name: "NNTests", dependencies: ["NN", "TestSupport"]),
+        .testTarget(name: "OptimTests", dependencies: ["Optim", "NN", "TestSupport"]),
+        .testTarget(name: "FormatsTests", dependencies: ["Formats", "TestSupport"]),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "TestSupport"]),
+        .testTarget(name: "TrainTests", dependencies: ["Train", "TestSupport"]),
+    ],
+    swiftLanguageModes: [.v5]
+)
+

@@ -1,0 +1,1 @@
+// Cluster: coordinator and worker runtime.

@@ -1,0 +1,57 @@
+/// A parsed configuration tree (from YAML job files or JSON checkpoint metadata).
+/// Maps keep their key order so that what we write back reads like what the user wrote.
+public indirect enum ConfigValue: Equatable, Sendable {
+    case null
+    case bool(Bool)
+    case int(Int)
+    case double(Double)
+    case string(String)
+    case list([ConfigValue])
+    case map([ConfigEntry])
+
+    /// A short description of the value's kind and content, for error messages.
+    public var summary: String {
+        switch self {
+        case .null: return "null"
+        case .bool(let b): return "boolean \(b)"
+        case .int(let i): return "integer \(i)"
+        case .double(let d): return "number \(d)"
+        case .string(let s): return "string \"\(s.count > 40 ? String(s.prefix(40)) + "…" : s)\""
+        case .list(let l): return "a list of \(l.count)"
+        case .map: return "a mapping"
+        }
+    }
+
+    public subscript(key: String) -> ConfigValue? {
+        if case .map(let entries) = self { return entries.first { $0.key == key }?.value }
+        return nil
+    }
+
+    /// A map built from pairs, in order.
+    public static func object(_ pairs: KeyValuePairs<String, ConfigValue>) -> ConfigValue {
+        .map(pairs.map { ConfigEntry(key: $0.key, value: $0.value) })
+    }
+}
+
+public struct ConfigEntry: Equatable, Sendable {
+    public var key: String
+    public var value: ConfigValue
+    public init(key: String, value: ConfigValue) { self.key = key; self.value = value }
+}
+
+/// A configuration error: names the source (file), the path inside it and what was expected.
+public struct ConfigError: Error, CustomStringConvertible, Equatable {
+    public let source: String
+    public let path: String
+    public let message: String
+
+    public init(source: String, path: String, _ message: String) {
+        self.source = source
+        self.path = path
+        self.message = message
+    }
+
+    public var description: String {
+        path.isEmpty ? "\(source): \(message)" : "\(source): \(path): \(message)"
+    }
+}

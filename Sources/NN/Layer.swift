@@ -1,0 +1,79 @@
+import TensorCore
+
+/// How a parameter is filled at initialisation.
+public enum Initializer: Sendable, Equatable {
+    case zeros
+    case ones
+    case uniform(Float)      // U(−bound, bound)
+    case normal(Float)       // N(0, std²)
+}
+
+/// A trainable tensor. The model binds `value` and `grad` to views of its arenas.
+public final class Parameter {
+    public let name: String
+    public let shape: [Int]
+    public let initializer: Initializer
+    public private(set) var value: Tensor
+    public private(set) var grad: Tensor
+
+    public init(_ name: String, shape: [Int], initializer: Initializer) {
+        self.name = name
+        self.shape = shape
+        self.initializer = initializer
+        value = Tensor(shape: shape)
+        grad = Tensor(shape: shape)
+    }
+
+    public var count: Int { shape.reduce(1, *) }
+
+    /// Points this parameter at arena storage.
+    public func bind(value: Tensor, grad: Tensor) {
+        precondition(value.shape == shape && grad.shape == shape)
+        self.value = value
+        self.grad = grad
+    }
+
+    public func initialize(_ rng: inout RNG) {
+        let p = value.data
+        switch initializer {
+        case .zeros: value.fill(0)
+        case .ones: value.fill(1)
+        case .uniform(let b): for i in 0..<count { p[i] = rng.uniform(-b, b) }
+        case .normal(let s): for i in 0..<count { p[i] = s * rng.normal() }
+        }
+    }
+}
+
+/// One layer with a hand-written backward pass.
+///
+/// `forward` caches what `backward` needs; `backward` *adds* parameter gradients into the
+/// bound gradient views and returns the gradient with respect to the input (or nil when
+/// `needInputGrad` is false, which lets the first layer skip that product). Inputs and
+/// outputs are batch-major: shape `[batch] + sampleShape`. Returned tensors are buffers the
+/// layer owns and reuses; they stay valid until the layer's next forward/backward call.
+public protocol Layer: AnyObject {
+    /// Per-sample output shape.
+    var outputShape: [Int] { get }
+    /// Trainable parameters of this layer itself, in state_dict order.
+    var parameters: [Parameter] { get }
+    /// Sub-layers with their state_dict name prefixes (containers only).
+    var children: [(name: String, layer: Layer)] { get }
+
+    func forward(_ x: Tensor, training: Bool) -> Tensor
+    func backward(_ dy: Tensor, needInputGrad: Bool) -> Tensor?
+}
+
+extension Layer {
+    public var parameters: [Parameter] { [] }
+    public var children: [(name: String, layer: Layer)] { [] }
+
+    /// Every parameter below this layer with its dotted state_dict name, in state_dict order.
+    public func namedParameters(prefix: String = "") -> [(name: String, parameter: Parameter)] {
+        var out = parameters.map { (prefix + $0.name, $0) }
+        for c in children { out += c.layer.namedParameters(prefix: prefix + c.name + ".") }
+        return out
+    }
+}
+
+/// Batch size of a batch-major tensor.
+@inline(__always) func batchSize(_ x: Tensor) -> Int { x.shape.first ?? 0 }

@@ -1,0 +1,61 @@
+import Config
+import TensorCore
+
+/// A network built from a `ModelSpec`, with its parameters and gradients in two arenas.
+///
+/// The arenas are laid out in reverse state_dict order: backward produces the last layer's
+/// gradients first, and those sit at the front, so gradient buckets are contiguous slices
+/// that fill from offset 0 upward as backward proceeds.
+public final class Model {
+    public let spec: ModelSpec
+    public let network: Sequential
+    /// Parameters in state_dict order ("1.weight", "1.bias", …).
+    public let parameters: [(name: String, parameter: Parameter)]
+    public let values: Arena
+    public let grads: Arena
+
+    public init(spec: ModelSpec, source: String = "model") throws {
+        self.spec = spec
+        var shape = spec.input
+        var layers: [Layer] = []
+        for (i, ls) in spec.layers.enumerated() {
+            let layer = try LayerFactory.build(ls, inputShape: shape, source: source, path: "model.layers[\(i)]")
+            layers.append(layer)
+            shape = layer.outputShape
+        }
+        network = Sequential(inputShape: spec.input, layers)
+        parameters = network.namedParameters()
+        let layout = ArenaLayout(parameters.reversed().map { ($0.name, $0.parameter.shape) })
+        values = Arena(layout)
+        grads = Arena(layout)
+        for (name, p) in parameters {
+            let e = layout.entry(named: name)!
+            p.bind(value: values.view(e), grad: grads.view(e))
+        }
+    }
+
+    public var inputShape: [Int] { spec.input }
+    public var outputShape: [Int] { network.outputShape }
+    public var parameterCount: Int { parameters.reduce(0) { $0 + $1.parameter.count } }
+
+    /// Fills every parameter from its initializer, in state_dict order, from one seeded stream.
+    public func initialize(seed: UInt64) {
+        var rng = RNG(seed: seed, stream: "init")
+        for (_, p) in parameters { p.initialize(&rng) }
+    }
+
+    public func parameter(named name: String) -> Parameter? {
+        parameters.first { $0.name == name }?.parameter
+    }
+
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        network.forward(x, training: training)
+    }
+
+    /// Backward from dL/d(output). `onLayerDone(i)` runs once layer i's gradients are final.
+    public func backward(_ dy: Tensor, onLayerDone: ((Int) -> Void)? = nil) {
+        _ = network.backward(dy, needInputGrad: false, onLayerDone: onLayerDone)
+    }
+
+    public func zeroGrad() { grads.zero() }
+}

@@ -1,0 +1,46 @@
+import TensorCore
+
+/// Layers applied in order; children are named "0", "1", … as in `torch.nn.Sequential`.
+public final class Sequential: Layer {
+    public let layers: [Layer]
+    public let inputShape: [Int]
+    public var outputShape: [Int] { layers.last?.outputShape ?? inputShape }
+    public var children: [(name: String, layer: Layer)] {
+        layers.enumerated().map { (String($0.offset), $0.element) }
+    }
+
+    public init(inputShape: [Int], _ layers: [Layer]) {
+        self.inputShape = inputShape
+        self.layers = layers
+    }
+
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        var h = x
+        for l in layers { h = l.forward(h, training: training) }
+        return h
+    }
+
+    /// Backward through the layers in reverse. `onLayerDone(i)` runs after layer i has
+    /// written its parameter gradients, so a caller can start reducing them early.
+    public func backward(_ dy: Tensor, needInputGrad: Bool, onLayerDone: ((Int) -> Void)?) -> Tensor? {
+        var g: Tensor? = dy
+        for i in stride(from: layers.count - 1, through: 0, by: -1) {
+            // The input gradient of layer 0 is only needed when the caller asks for it; and no
+            // layer needs one if nothing below it has parameters (saves the largest sgemm).
+            let need = needInputGrad || firstTrainable < i
+            g = layers[i].backward(g!, needInputGrad: need)
+            onLayerDone?(i)
+            if g == nil { break }
+        }
+        return g
+    }
+
+    public func backward(_ dy: Tensor, needInputGrad: Bool) -> Tensor? {
+        backward(dy, needInputGrad: needInputGrad, onLayerDone: nil)
+    }
+
+    /// Index of the first layer that has parameters (layers before it need no gradient).
+    private lazy var firstTrainable: Int = {
+        layers.firstIndex { !$0.namedParameters().isEmpty } ?? layers.count
+    }()
+}

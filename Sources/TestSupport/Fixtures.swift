@@ -1,0 +1,93 @@
+import Formats
+import Glibc
+import TensorCore
+
+/// Scratch directories and small generated data files for tests.
+public enum Fixtures {
+    /// A fresh empty directory under /tmp.
+    public static func tempDirectory(_ tag: String = "test") -> String {
+        var template = Array("/tmp/ringtrain-\(tag)-XXXXXX".utf8CString)
+        let p = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        return String(cString: p!)
+    }
+
+    /// An IDX file image of unsigned bytes.
+    public static func idx(dims: [Int], bytes: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = [0, 0, 0x08, UInt8(dims.count)]
+        for d in dims { out += [UInt8(d >> 24 & 0xFF), UInt8(d >> 16 & 0xFF), UInt8(d >> 8 & 0xFF), UInt8(d & 0xFF)] }
+        return out + bytes
+    }
+
+    /// Writes a small learnable Fashion-MNIST look-alike (class c lights up row band c) as
+    /// uncompressed IDX files: `train` and `test` samples of 28×28.
+    public static func writeSyntheticFashionMNIST(_ dir: String, train: Int, test: Int, seed: UInt64 = 1) throws {
+        var rng = RNG(seed: seed)
+        func split(_ name: String, _ n: Int) throws {
+            var pixels = [UInt8](repeating: 0, count: n * 784)
+            var labels = [UInt8](repeating: 0, count: n)
+            for i in 0..<n {
+                let c = rng.below(10)
+                labels[i] = UInt8(c)
+                for p in 0..<784 {
+                    let row = p / 28
+                    let base: Float = (row / 3 == c) ? 180 : 30
+                    pixels[i * 784 + p] = UInt8(max(0, min(255, base + 60 * rng.uniform(-1, 1))))
+                }
+            }
+            try FileIO.writeAtomically("\(dir)/\(name)-images-idx3-ubyte", bytes: idx(dims: [n, 28, 28], bytes: pixels))
+            try FileIO.writeAtomically("\(dir)/\(name)-labels-idx1-ubyte", bytes: idx(dims: [n], bytes: labels))
+        }
+        try split("train", train)
+        try split("t10k", test)
+    }
+
+    /// A Python interpreter that can import `module`, if any: $RINGTRAIN_PYTHON, the
+    /// project's .venv, then python3 on PATH.
+    public static func python(with module: String) -> String? {
+        var candidates: [String] = []
+        if let e = getenv("RINGTRAIN_PYTHON") { candidates.append(String(cString: e)) }
+        candidates.append(packageRoot + "/.venv/bin/python")
+        candidates.append("python3")
+        for c in candidates {
+            if run([c, "-c", "import \(module)"]).status == 0 { return c }
+        }
+        return nil
+    }
+
+    /// The package root (this file sits at Sources/TestSupport/Fixtures.swift).
+    public static let packageRoot: String = {
+        var p = #filePath
+        for _ in 0..<3 { p = FileIO.directory(of: p) }
+        return p
+    }()
+
+    /// Runs a command (argv[0] looked up in PATH), returning exit status and combined output.
+    public static func run(_ argv: [String]) -> (status: Int32, output: String) {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { return (-1, "pipe failed") }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 2)
+        posix_spawn_file_actions_addclose(&actions, fds[0])
+        var pid: pid_t = 0
+        let cargs = argv.map { strdup($0) } + [nil]
+        defer { cargs.forEach { free($0) } }
+        let rc = posix_spawnp(&pid, argv[0], &actions, nil, cargs, environ)
+        posix_spawn_file_actions_destroy(&actions)
+        close(fds[1])
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = read(fds[0], &buf, buf.count)
+            if n <= 0 { break }
+            out += buf[0..<n]
+        }
+        close(fds[0])
+        guard rc == 0 else { return (-1, "cannot start \(argv[0])") }
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        let exit = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return (exit, String(decoding: out, as: UTF8.self))
+    }
+}

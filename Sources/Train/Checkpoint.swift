@@ -1,0 +1,176 @@
+import Config
+import Formats
+import NN
+import Optim
+import TensorCore
+
+/// Where a run stands: `epoch` is the epoch in progress (0-based), `stepInEpoch` the steps
+/// of it already taken, `globalStep` the optimizer steps since the start of the run.
+public struct TrainState: Equatable, Sendable {
+    public var epoch = 0
+    public var stepInEpoch = 0
+    public var globalStep = 0
+    public init(epoch: Int = 0, stepInEpoch: Int = 0, globalStep: Int = 0) {
+        self.epoch = epoch
+        self.stepInEpoch = stepInEpoch
+        self.globalStep = globalStep
+    }
+}
+
+/// The one checkpoint format of every mode: safetensors with PyTorch `state_dict` names
+/// ("1.weight" [out, in], …), optimizer slots as "optimizer.<slot>.<name>", and
+/// `__metadata__` holding JSON strings for the model spec, job, progress and RNG states.
+public enum Checkpoint {
+    public static let format = "ringtrain.checkpoint/1"
+
+    /// Everything a checkpoint restores besides tensors.
+    public struct Contents {
+        public var job: JobConfig
+        public var state: TrainState
+        public var rngs: [String: RNG]
+        public var optimizerSteps: Int
+        public var worldSize: Int
+        public var file: SafeTensors.File
+        public var path: String
+    }
+
+    public static func save(to path: String, job: JobConfig, model: Model, optimizer: Optimizer,
+                            state: TrainState, rngs: [String: RNG], worldSize: Int) throws {
+        var w = SafeTensors.Writer()
+        for (name, p) in model.parameters {
+            w.add(name, shape: p.shape, floats: p.value.data)
+        }
+        for slot in optimizer.slots {
+            for e in slot.arena.layout.entries {
+                w.add("optimizer.\(slot.name).\(e.name)", shape: e.shape, floats: slot.arena.data + e.offset)
+            }
+        }
+        let rngValue = ConfigValue.map(rngs.keys.sorted().map { k in
+            ConfigEntry(key: k, value: .list(rngs[k]!.stateWords.map { .string(String($0, radix: 16)) }))
+        })
+        w.metadata = [
+            "format": format,
+            "model": JSON.string(model.spec.configValue),
+            "job": JSON.string(job.configValue),
+            "epoch": String(state.epoch),
+            "step_in_epoch": String(state.stepInEpoch),
+            "global_step": String(state.globalStep),
+            "optimizer": JSON.string(.object([
+                "type": .string(job.optimizer.type),
+                "steps": .int(optimizer.stepCount),
+                "slots": .list(optimizer.slots.map { .string($0.name) }),
+            ])),
+            "rng": JSON.string(rngValue),
+            "world_size": String(worldSize),
+        ]
+        let dir = FileIO.directory(of: path)
+        try FileIO.makeDirectories(dir)
+        try w.write(to: path)
+    }
+
+    /// Reads and validates a checkpoint's metadata (tensors are checked when restored).
+    public static func load(_ path: String) throws -> Contents {
+        let file = try SafeTensors.read(path: path)
+        let m = file.metadata
+        func bad(_ what: String) -> FileError { FileError(path, "checkpoint metadata: \(what)") }
+        guard let f = m["format"] else {
+            throw bad("no \"format\" entry; this safetensors file is not a RingTrain checkpoint (use --init-from to load bare weights)")
+        }
+        guard f == format else { throw bad("format \"\(f)\" is not supported (expected \(format))") }
+        func int(_ k: String) throws -> Int {
+            guard let s = m[k], let v = Int(s), v >= 0 else { throw bad("\"\(k)\" missing or not a non-negative integer") }
+            return v
+        }
+        func json(_ k: String) throws -> ConfigValue {
+            guard let s = m[k] else { throw bad("\"\(k)\" missing") }
+            do { return try JSON.parse(s) } catch { throw bad("\"\(k)\": \(error)") }
+        }
+        let job = try JobConfig(try json("job"), source: "\(path) (metadata job)")
+        let spec = try ModelSpec(try ConfigReader(try json("model"), source: "\(path) (metadata model)"))
+        guard spec == job.model else { throw bad("model spec differs from the job's model") }
+        let state = TrainState(epoch: try int("epoch"), stepInEpoch: try int("step_in_epoch"),
+                               globalStep: try int("global_step"))
+        guard case .map(let opt) = try json("optimizer"),
+              case .int(let steps)? = opt.first(where: { $0.key == "steps" })?.value, steps >= 0 else {
+            throw bad("\"optimizer\" must hold a non-negative \"steps\"")
+        }
+        guard case .map(let rngEntries) = try json("rng") else { throw bad("\"rng\" is not an object") }
+        var rngs: [String: RNG] = [:]
+        for e in rngEntries {
+            guard case .list(let words) = e.value else { throw bad("rng.\(e.key) is not a list") }
+            let parsed = words.compactMap { w -> UInt64? in
+                if case .string(let s) = w { return UInt64(s, radix: 16) }
+                return nil
+            }
+            guard parsed.count == words.count, let rng = RNG(stateWords: parsed) else {
+                throw bad("rng.\(e.key) is not four hexadecimal state words")
+            }
+            rngs[e.key] = rng
+        }
+        return Contents(job: job, state: state, rngs: rngs, optimizerSteps: steps,
+                        worldSize: try int("world_size"), file: file, path: path)
+    }
+
+    /// Copies the model's parameters out of `file`, checking names, dtypes and shapes like
+    /// `load_state_dict(strict=True)`: every parameter must be present; tensors the model
+    /// does not have are errors unless they are optimizer slots.
+    public static func loadParameters(into model: Model, from file: SafeTensors.File, source: String) throws {
+        var missing: [String] = []
+        for (name, p) in model.parameters {
+            guard let t = file.tensor(name) else { missing.append(name); continue }
+            try check(t, shape: p.shape, source: source)
+            t.copyFloats(into: p.value.data)
+        }
+        if !missing.isEmpty {
+            throw FileError(source, "missing tensors for model parameters: \(missing.joined(separator: ", "))")
+        }
+        let known = Set(model.parameters.map(\.name))
+        let extra = file.tensors.map(\.name).filter { !known.contains($0) && !$0.hasPrefix("optimizer.") }
+        if !extra.isEmpty {
+            throw FileError(source, "tensors the model does not have: \(extra.joined(separator: ", ")) (is this checkpoint for a different model?)")
+        }
+    }
+
+    /// Restores optimizer slots saved by `save`.
+    public static func loadOptimizer(_ optimizer: Optimizer, steps: Int, from file: SafeTensors.File, source: String) throws {
+        for slot in optimizer.slots {
+            for e in slot.arena.layout.entries {
+                let name = "optimizer.\(slot.name).\(e.name)"
+                guard let t = file.tensor(name) else {
+                    // A run saved before its first step has no momentum yet; anything else is an error.
+                    if steps == 0 { continue }
+                    throw FileError(source, "missing optimizer tensor \(name)")
+                }
+                try check(t, shape: e.shape, source: source)
+                t.copyFloats(into: slot.arena.data + e.offset)
+            }
+        }
+        optimizer.stepCount = steps
+    }
+
+    static func check(_ t: SafeTensors.Entry, shape: [Int], source: String) throws {
+        guard t.dtype == .F32 else {
+            throw FileError(source, "tensor \(t.name) has dtype \(t.dtype.rawValue), expected F32")
+        }
+        guard t.shape == shape else {
+            throw FileError(source, "tensor \(t.name) has shape \(t.shape), the model expects \(shape)")
+        }
+    }
+
+    /// File name for the checkpoint written after `globalStep` steps.
+    public static func fileName(step: Int) -> String {
+        let s = String(step)
+        return "step-" + String(repeating: "0", count: max(0, 8 - s.count)) + s + ".safetensors"
+    }
+
+    /// Checkpoints in `dir`, oldest first.
+    public static func list(in dir: String) -> [String] {
+        FileIO.list(dir).filter { $0.hasPrefix("step-") && $0.hasSuffix(".safetensors") }.map { "\(dir)/\($0)" }
+    }
+
+    /// Deletes all but the newest `keep` checkpoints in `dir`.
+    public static func prune(_ dir: String, keep: Int) {
+        let all = list(in: dir)
+        for p in all.dropLast(keep) { FileIO.remove(p) }
+    }
+}

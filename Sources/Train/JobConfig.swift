@@ -1,0 +1,148 @@
+import Config
+import Datasets
+import Formats
+import NN
+
+/// A training job: what to train, on what, and how. Read from a YAML job file (or from a
+/// checkpoint's metadata, as JSON) with every key validated; unknown keys are errors.
+public struct JobConfig: Equatable, Sendable {
+    public var name = "fmnist-mlp"
+    public var seed = 0
+    public var model = ModelSpec.mlp
+
+    public struct Data: Equatable, Sendable {
+        public var dataset = "fashion-mnist"
+        public var path = FashionMNIST.defaultDirectory
+        /// Scale features to zero mean and unit variance (statistics of the training split).
+        public var normalize = true
+    }
+    public var data = Data()
+
+    public struct Train: Equatable, Sendable {
+        public var epochs = 10
+        /// Per-worker batch size (the whole batch in single-node mode).
+        public var batchSize = 128
+        public var loss = "cross_entropy"
+        public var evalBatchSize = 1000
+        /// Print a progress line every this many steps (0: only at epoch ends).
+        public var logEvery = 100
+    }
+    public var train = Train()
+
+    public struct Optimizer: Equatable, Sendable {
+        public var type = "sgd"
+        public var lr = 0.05
+        public var momentum = 0.9
+        public var dampening = 0.0
+        public var nesterov = false
+        public var weightDecay = 0.0
+    }
+    public var optimizer = Optimizer()
+
+    public struct Schedule: Equatable, Sendable {
+        /// constant | cosine | step
+        public var type = "cosine"
+        /// For cosine: the final lr as a fraction of the initial one.
+        public var minFactor = 0.0
+        /// For step: multiply by `gamma` every `stepEpochs` epochs.
+        public var stepEpochs = 30
+        public var gamma = 0.1
+    }
+    public var schedule = Schedule()
+
+    public struct Checkpoint: Equatable, Sendable {
+        /// Directory for checkpoints; empty disables writing them.
+        public var dir = "checkpoints"
+        /// Also write one every this many steps (0: only at epoch ends).
+        public var everySteps = 0
+        /// How many recent checkpoints to keep.
+        public var keep = 3
+    }
+    public var checkpoint = Checkpoint()
+
+    public init() {}
+
+    public static let losses = ["cross_entropy", "mse"]
+    public static let optimizers = ["sgd"]
+    public static let schedules = ["constant", "cosine", "step"]
+
+    /// Parses and validates a job; `source` names the file in error messages.
+    public init(_ value: ConfigValue, source: String) throws {
+        let r = try ConfigReader(value, source: source)
+        name = try r.string("name", default: name)
+        seed = try r.int("seed", default: seed, min: 0)
+        if let m = r.value("model") {
+            model = try ModelSpec(try ConfigReader(m, source: source, path: "model"))
+            _ = try Model(spec: model, source: source)   // validates layer types, options and shapes now
+        }
+
+        let d = try r.section("data")
+        data.dataset = try d.string("dataset", default: data.dataset, oneOf: ["fashion-mnist", "mnist"])
+        data.path = try d.string("path", default: data.path)
+        data.normalize = try d.bool("normalize", default: data.normalize)
+        try d.finish()
+
+        let t = try r.section("train")
+        train.epochs = try t.int("epochs", default: train.epochs, min: 1)
+        train.batchSize = try t.int("batch_size", default: train.batchSize, min: 1)
+        train.loss = try t.string("loss", default: train.loss, oneOf: Self.losses)
+        train.evalBatchSize = try t.int("eval_batch_size", default: train.evalBatchSize, min: 1)
+        train.logEvery = try t.int("log_every", default: train.logEvery, min: 0)
+        try t.finish()
+
+        let o = try r.section("optimizer")
+        optimizer.type = try o.string("type", default: optimizer.type, oneOf: Self.optimizers)
+        optimizer.lr = try o.double("lr", default: optimizer.lr, min: 0)
+        optimizer.momentum = try o.double("momentum", default: optimizer.momentum, min: 0, max: 1)
+        optimizer.dampening = try o.double("dampening", default: optimizer.dampening, min: 0, max: 1)
+        optimizer.nesterov = try o.bool("nesterov", default: optimizer.nesterov)
+        optimizer.weightDecay = try o.double("weight_decay", default: optimizer.weightDecay, min: 0)
+        if optimizer.nesterov && (optimizer.momentum == 0 || optimizer.dampening != 0) {
+            throw o.error("nesterov", "Nesterov momentum needs momentum > 0 and dampening = 0")
+        }
+        try o.finish()
+
+        let s = try r.section("schedule")
+        schedule.type = try s.string("type", default: schedule.type, oneOf: Self.schedules)
+        schedule.minFactor = try s.double("min_factor", default: schedule.minFactor, min: 0, max: 1)
+        schedule.stepEpochs = try s.int("step_epochs", default: schedule.stepEpochs, min: 1)
+        schedule.gamma = try s.double("gamma", default: schedule.gamma, min: 0, max: 1)
+        try s.finish()
+
+        let c = try r.section("checkpoint")
+        checkpoint.dir = try c.string("dir", default: checkpoint.dir)
+        checkpoint.everySteps = try c.int("every_steps", default: checkpoint.everySteps, min: 0)
+        checkpoint.keep = try c.int("keep", default: checkpoint.keep, min: 1)
+        try c.finish()
+        try r.finish()
+    }
+
+    /// Reads a YAML job file.
+    public static func load(path: String) throws -> JobConfig {
+        let text = try FileIO.readText(path)
+        return try JobConfig(try YAML.parse(text, source: path), source: path)
+    }
+
+    /// The full job as a tree (every field, defaults included), for checkpoints and hashing.
+    public var configValue: ConfigValue {
+        .object([
+            "name": .string(name),
+            "seed": .int(seed),
+            "model": model.configValue,
+            "data": .object(["dataset": .string(data.dataset), "path": .string(data.path),
+                             "normalize": .bool(data.normalize)]),
+            "train": .object(["epochs": .int(train.epochs), "batch_size": .int(train.batchSize),
+                              "loss": .string(train.loss), "eval_batch_size": .int(train.evalBatchSize),
+                              "log_every": .int(train.logEvery)]),
+            "optimizer": .object(["type": .string(optimizer.type), "lr": .double(optimizer.lr),
+                                  "momentum": .double(optimizer.momentum),
+                                  "dampening": .double(optimizer.dampening),
+                                  "nesterov": .bool(optimizer.nesterov),
+                                  "weight_decay": .double(optimizer.weightDecay)]),
+            "schedule": .object(["type": .string(schedule.type), "min_factor": .double(schedule.minFactor),
+                                 "step_epochs": .int(schedule.stepEpochs), "gamma": .double(schedule.gamma)]),
+            "checkpoint": .object(["dir": .string(checkpoint.dir), "every_steps": .int(checkpoint.everySteps),
+                                   "keep": .int(checkpoint.keep)]),
+        ])
+    }
+}

@@ -1,0 +1,22 @@
+import ArgumentParser
+import Comm
+import TensorCore
+
+@main
+struct RingTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ringtrain",
+        abstract: "Data-parallel deep-learning training on CPUs over ZeroMQ.",
+        subcommands: [TrainCommand.self, BenchCommand.self, VersionCommand.self]
+    )
+}
+
+struct VersionCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "version", abstract: "Print versions of RingTrain and the libraries it links.")
+
+    func run() throws {
+        print("ringtrain 0.1.0")
+        print("libzmq \(ZMQ.version)")
+        print("OpenBLAS \(BLAS.configuration) (\(BLAS.threads) threads)")
+    }
+}

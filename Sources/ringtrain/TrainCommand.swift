@@ -1,0 +1,103 @@
+import ArgumentParser
+import Formats
+import Glibc
+import TensorCore
+import Train
+
+/// Options shared by every command that runs a job.
+struct JobOptions: ParsableArguments {
+    @Argument(help: "YAML job file (default: the built-in Fashion-MNIST MLP job).")
+    var job: String?
+
+    @Option(name: .long, help: "Directory holding the dataset's IDX files (overrides data.path).")
+    var data: String?
+
+    @Option(name: .long, help: "Number of epochs (overrides train.epochs).")
+    var epochs: Int?
+
+    @Option(name: .long, help: "Per-worker batch size (overrides train.batch_size).")
+    var batchSize: Int?
+
+    @Option(name: .long, help: "Base learning rate (overrides optimizer.lr).")
+    var lr: Double?
+
+    @Option(name: .long, help: "Random seed (overrides seed).")
+    var seed: Int?
+
+    @Option(name: .long, help: "Checkpoint directory (overrides checkpoint.dir; empty string disables checkpoints).")
+    var checkpointDir: String?
+
+    func validate() throws {
+        if let e = epochs, e < 1 { throw ValidationError("--epochs must be at least 1, got \(e)") }
+        if let b = batchSize, b < 1 { throw ValidationError("--batch-size must be at least 1, got \(b)") }
+        if let l = lr, !(l >= 0 && l.isFinite) { throw ValidationError("--lr must be a non-negative number, got \(l)") }
+        if let s = seed, s < 0 { throw ValidationError("--seed must be non-negative, got \(s)") }
+    }
+
+    /// The job file (or the default), with command-line overrides applied.
+    func resolve(base: JobConfig? = nil) throws -> JobConfig {
+        var j = try job.map { try JobConfig.load(path: $0) } ?? base ?? JobConfig()
+        if let d = data { j.data.path = d }
+        if let e = epochs { j.train.epochs = e }
+        if let b = batchSize { j.train.batchSize = b }
+        if let l = lr { j.optimizer.lr = l }
+        if let s = seed { j.seed = s }
+        if let c = checkpointDir { j.checkpoint.dir = c }
+        return j
+    }
+}
+
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train in one process (the single-node fallback: world size 1, no sockets).")
+
+    @OptionGroup var options: JobOptions
+
+    @Option(name: .long, help: "Resume from this checkpoint (parameters, optimizer, progress, RNG).")
+    var resume: String?
+
+    @Option(name: .long, help: "Start a fresh run from the weights in this safetensors file.")
+    var initFrom: String?
+
+    @Option(name: .long, help: "OpenBLAS threads (default: OPENBLAS_NUM_THREADS or all cores).")
+    var threads: Int?
+
+    func validate() throws {
+        if resume != nil && initFrom != nil { throw ValidationError("use either --resume or --init-from, not both") }
+        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1, got \(t)") }
+    }
+
+    func run() throws {
+        do {
+            if let t = threads { BLAS.threads = t }
+            let checkpoint = try resume.map { try Checkpoint.load($0) }
+            let job = try options.resolve(base: checkpoint?.job)
+            let data = try JobData.load(job.data)
+            let trainer = try Trainer(job: job, data: data)
+            if let c = checkpoint {
+                try trainer.restore(c)
+                Trainer.printLine("resumed from \(c.path) at epoch \(trainer.state.epoch + 1), step \(trainer.state.globalStep)")
+            }
+            if let w = initFrom {
+                try trainer.initialize(fromWeights: w)
+                Trainer.printLine("initialised weights from \(w)")
+            }
+            let summary = try trainer.run(checkpointDir: job.checkpoint.dir.isEmpty ? nil : "\(job.checkpoint.dir)/\(job.name)")
+            if let ev = summary.lastEvaluation {
+                Trainer.printLine("done: test_acc \(fmt(ev.accuracy, 4)) test_loss \(fmt(ev.loss, 4)) "
+                    + "train_time \(fmt(summary.trainSeconds, 1))s samples/s \(Int(summary.samplesPerSecond))")
+            }
+        } catch let e as ValidationError {
+            throw e
+        } catch {
+            throw CLIError("\(error)")
+        }
+    }
+}
+
+/// An error printed as-is, exiting with status 1.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ s: String) { description = s }
+}

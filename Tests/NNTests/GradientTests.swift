@@ -1,0 +1,84 @@
+import NN
+import TensorCore
+import TestSupport
+import Testing
+
+func initialized(_ layer: Layer, seed: UInt64 = 5) -> Layer {
+    var rng = RNG(seed: seed)
+    for (_, p) in layer.namedParameters() {
+        for i in 0..<p.count { p.value[i] = rng.uniform(-0.5, 0.5) }
+    }
+    return layer
+}
+
+@Test(arguments: [true, false])
+func linearGradients(bias: Bool) {
+    let l = initialized(Linear(6, 4, bias: bias))
+    let r = GradCheck.layer(l, input: GradCheck.input([3, 6], seed: 1))
+    #expect(r.worst < 1e-2, "\(r)")
+}
+
+@Test func linearForwardKnownValues() {
+    let l = Linear(2, 2)
+    l.weight.value.copy(from: Tensor(shape: [2, 2], values: [1, 2, 3, 4]))
+    l.bias!.value.copy(from: Tensor(shape: [2], values: [0.5, -1]))
+    let y = l.forward(Tensor(shape: [1, 2], values: [1, 1]), training: true)
+    #expect(y.array == [3.5, 6])
+}
+
+@Test func activationGradients() {
+    for layer in [ReLU([5]), Sigmoid([5]), Tanh([5])] as [Layer] {
+        let r = GradCheck.layer(layer, input: GradCheck.input([4, 5], seed: 2))
+        #expect(r.worst < 1e-2, "\(type(of: layer)): \(r)")
+    }
+}
+
+@Test func activationValues() {
+    let x = Tensor(shape: [1, 3], values: [-2, 0.5, 3])
+    #expect(ReLU([3]).forward(x, training: false).array == [0, 0.5, 3])
+    let s = Sigmoid([3]).forward(x, training: false).array
+    #expect(abs(s[0] - 0.11920292) < 1e-6 && abs(s[2] - 0.95257413) < 1e-6)
+    let t = Tanh([3]).forward(x, training: false).array
+    #expect(abs(t[1] - 0.46211716) < 1e-6)
+    // Stable for extreme inputs.
+    #expect(sigmoid(-1000) == 0 && sigmoid(1000) == 1)
+}
+
+@Test func flattenAndSequentialGradients() {
+    let seq = Sequential(inputShape: [2, 3], [Flatten([2, 3]), initialized(Linear(6, 5)), Tanh([5]),
+                                               initialized(Linear(5, 3), seed: 9)])
+    let r = GradCheck.layer(seq, input: GradCheck.input([4, 2, 3], seed: 3))
+    #expect(r.worst < 1e-2, "\(r)")
+}
+
+@Test func softmaxCrossEntropyGradientAndValue() {
+    let logits = GradCheck.input([4, 5], seed: 4, margin: 0)
+    let labels = Labels([0, 3, 4, 1])
+    let r = GradCheck.loss(SoftmaxCrossEntropy(), prediction: logits, target: .classes(labels))
+    #expect(r.worst < 1e-2, "\(r)")
+    // Uniform logits: loss = log C, gradient (1/C − y)/B.
+    let z = Tensor(shape: [2, 4])
+    let g = Tensor.workspace()
+    let l = SoftmaxCrossEntropy().compute(z, .classes(Labels([1, 2])), grad: g)
+    #expect(abs(l - Float(1.3862944)) < 1e-6)
+    #expect(abs(g[0] - 0.125) < 1e-7 && abs(g[1] - (0.25 - 1) / 2) < 1e-7)
+    // Huge logits stay finite.
+    let big = Tensor(shape: [1, 3], values: [1000, -1000, 0])
+    #expect(SoftmaxCrossEntropy().compute(big, .classes(Labels([0])), grad: nil) == 0)
+}
+
+@Test func softTargetsCrossEntropyGradient() {
+    let logits = GradCheck.input([3, 4], seed: 5, margin: 0)
+    let t = Tensor(shape: [3, 4], values: [0.7, 0.1, 0.1, 0.1, 0, 1, 0, 0, 0.25, 0.25, 0.25, 0.25])
+    let r = GradCheck.loss(SoftmaxCrossEntropy(), prediction: logits, target: .values(t))
+    #expect(r.worst < 1e-2, "\(r)")
+}
+
+@Test func mseGradientAndValue() {
+    let p = GradCheck.input([3, 2], seed: 6, margin: 0)
+    let y = GradCheck.input([3, 2], seed: 7, margin: 0)
+    let r = GradCheck.loss(MeanSquaredError(), prediction: p, target: .values(y))
+    #expect(r.worst < 1e-2, "\(r)")
+    let v = MeanSquaredError().compute(Tensor(shape: [2], values: [1, 3]), .values(Tensor(shape: [2], values: [0, 1])), grad: nil)
+    #expect(v == 2.5)
+}

@@ -1,0 +1,68 @@
+import Config
+import NN
+import TensorCore
+import Testing
+
+@Test func defaultMLPMatchesTorchStateDict() throws {
+    let m = try Model(spec: .mlp)
+    #expect(m.parameters.map(\.name) == ["1.weight", "1.bias", "3.weight", "3.bias", "5.weight", "5.bias"])
+    #expect(m.parameter(named: "1.weight")!.shape == [256, 784])
+    #expect(m.parameterCount == 235_146)
+    // Arena in reverse state_dict order: the last layer's gradients come first.
+    #expect(m.values.layout.entries.map(\.name) == ["5.bias", "5.weight", "3.bias", "3.weight", "1.bias", "1.weight"])
+    #expect(m.outputShape == [10])
+}
+
+@Test func initializationIsSeededAndScaled() throws {
+    let a = try Model(spec: .mlp), b = try Model(spec: .mlp)
+    a.initialize(seed: 1); b.initialize(seed: 1)
+    #expect(a.values.checksum() == b.values.checksum())
+    b.initialize(seed: 2)
+    #expect(a.values.checksum() != b.values.checksum())
+    let w = a.parameter(named: "1.weight")!.value
+    let bound = 1 / Float(784).squareRoot()
+    #expect(w.buffer.allSatisfy { abs($0) <= bound })
+    #expect(w.buffer.contains { abs($0) > 0.9 * bound })
+}
+
+@Test func heAndXavierInit() throws {
+    let spec = ModelSpec(input: [100], layers: [
+        .object(["type": .string("linear"), "out": .int(200), "init": .string("he")]),
+        .object(["type": .string("linear"), "out": .int(50), "init": .string("xavier")]),
+    ])
+    let m = try Model(spec: spec)
+    m.initialize(seed: 3)
+    let w0 = m.parameter(named: "0.weight")!.value
+    var sq = 0.0
+    for v in w0.buffer { sq += Double(v * v) }
+    #expect(abs((sq / Double(w0.count)).squareRoot() - (2.0 / 100).squareRoot()) < 0.005)
+    #expect(m.parameter(named: "0.bias")!.value.buffer.allSatisfy { $0 == 0 })
+    let bound = (6.0 / 250).squareRoot()
+    #expect(m.parameter(named: "1.weight")!.value.buffer.allSatisfy { Double(abs($0)) <= bound })
+}
+
+@Test func modelBackwardFillsGradientArena() throws {
+    let m = try Model(spec: ModelSpec(input: [1, 2, 2], layers: [.string("flatten"),
+        .object(["type": .string("linear"), "out": .int(3)]), .string("relu"),
+        .object(["type": .string("linear"), "out": .int(2)])]))
+    m.initialize(seed: 0)
+    let x = Tensor(shape: [2, 1, 2, 2], values: [1, 2, 3, 4, -1, 0.5, 2, 1])
+    let y = m.forward(x, training: true)
+    var order: [Int] = []
+    m.backward(Tensor(shape: y.shape, values: [1, 0, 0, 1]), onLayerDone: { order.append($0) })
+    #expect(order == [3, 2, 1])   // flatten (0) needs no gradient: backward stops at the first Linear
+    #expect(m.grads.buffer.contains { $0 != 0 })
+}
+
+@Test func specErrorsNameTheLayer() {
+    func err(_ layers: [ConfigValue], input: [Int] = [4]) -> String {
+        do { _ = try Model(spec: ModelSpec(input: input, layers: layers), source: "job.yaml"); return "" }
+        catch { return "\(error)" }
+    }
+    #expect(err([.string("softmaxx")]).contains("model.layers[0]: unknown layer type \"softmaxx\""))
+    #expect(err([.object(["type": .string("linear")])]).contains("model.layers[0].out: required integer is missing"))
+    #expect(err([.object(["type": .string("linear"), "out": .int(0)])]).contains("expected an integer ≥ 1"))
+    #expect(err([.object(["type": .string("linear"), "out": .int(2), "bais": .bool(true)])]).contains("model.layers[0].bais: unknown key"))
+    #expect(err([.object(["type": .string("linear"), "out": .int(2)])], input: [1, 2, 2]).contains("add a flatten layer"))
+    #expect(err([.int(3)]).contains("expected a layer"))
+}

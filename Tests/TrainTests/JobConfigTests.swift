@@ -1,0 +1,44 @@
+import Config
+import Formats
+import TestSupport
+import Testing
+import Train
+
+func jobError(_ yaml: String) -> String {
+    do { _ = try JobConfig(try YAML.parse(yaml, source: "job.yaml"), source: "job.yaml"); return "no error" }
+    catch { return "\(error)" }
+}
+
+@Test func jobFileParsesAndRoundTrips() throws {
+    let j = try JobConfig(try YAML.parse("""
+        name: small
+        seed: 3
+        model:
+          input: [1, 28, 28]
+          layers: [flatten, {type: linear, out: 10}]
+        train: {epochs: 2, batch_size: 32}
+        optimizer: {lr: 0.1, momentum: 0.5, nesterov: true}
+        schedule: {type: constant}
+        checkpoint: {dir: /tmp/x, every_steps: 5, keep: 1}
+        """, source: "job.yaml"), source: "job.yaml")
+    #expect(j.name == "small" && j.seed == 3 && j.train.batchSize == 32 && j.optimizer.nesterov)
+    #expect(j.model.layers.count == 2 && j.checkpoint.everySteps == 5)
+    // Through JSON (as checkpoints store it) and back.
+    let again = try JobConfig(try JSON.parse(JSON.string(j.configValue)), source: "meta")
+    #expect(again == j)
+    #expect(try JobConfig(.null, source: "empty") == JobConfig())
+}
+
+@Test func jobFileErrorsNameFieldAndExpectation() {
+    #expect(jobError("trian: {epochs: 1}").hasPrefix("job.yaml: trian: unknown key (expected one of:"))
+    #expect(jobError("train: {epochs: many}") == "job.yaml: train.epochs: expected an integer, found string \"many\"")
+    #expect(jobError("train: {epochs: 0}") == "job.yaml: train.epochs: expected an integer ≥ 1, found 0")
+    #expect(jobError("train: {batch_size: 1.5}") == "job.yaml: train.batch_size: expected an integer, found number 1.5")
+    #expect(jobError("optimizer: {lr: fast}") == "job.yaml: optimizer.lr: expected a number, found string \"fast\"")
+    #expect(jobError("optimizer: {type: adamw}").contains("optimizer.type: expected one of sgd"))
+    #expect(jobError("optimizer: {nesterov: yes please}").contains("optimizer.nesterov: expected true or false"))
+    #expect(jobError("train: 3") == "job.yaml: train: expected a mapping, found integer 3")
+    #expect(jobError("model: {input: [1, 28, 28], layers: [flatten, {type: conv9}]}").contains("model.layers[1]: unknown layer type \"conv9\""))
+    #expect(jobError("model: {layers: [relu]}").contains("model.input: required"))
+    #expect(jobError("- 1\n- 2").contains("expected a mapping"))
+}

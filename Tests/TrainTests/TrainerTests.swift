@@ -1,0 +1,169 @@
+import Config
+import Formats
+import NN
+import TensorCore
+import TestSupport
+import Testing
+import Train
+
+/// A small job on synthetic data: 512 training samples, batch 32, 16 steps per epoch.
+func smallJob(_ dir: String, epochs: Int = 3) throws -> (JobConfig, JobData) {
+    try Fixtures.writeSyntheticFashionMNIST(dir, train: 512, test: 128)
+    var job = JobConfig()
+    job.name = "small"
+    job.data.path = dir
+    job.model = ModelSpec(input: [1, 28, 28], layers: [.string("flatten"),
+        .object(["type": .string("linear"), "out": .int(32)]), .string("relu"),
+        .object(["type": .string("linear"), "out": .int(10)])])
+    job.train.epochs = epochs
+    job.train.batchSize = 32
+    job.train.logEvery = 0
+    job.optimizer.lr = 0.05
+    job.checkpoint.dir = "\(dir)/ckpt"
+    return (job, try JobData.load(job.data))
+}
+
+func quiet(_ job: JobConfig, _ data: JobData) throws -> Trainer { try Trainer(job: job, data: data, log: { _ in }) }
+
+@Test func trainsSyntheticDataToHighAccuracy() throws {
+    let dir = Fixtures.tempDirectory("train")
+    let (job, data) = try smallJob(dir)
+    let t = try quiet(job, data)
+    let s = try t.run()
+    #expect(s.state == TrainState(epoch: 3, stepInEpoch: 0, globalStep: 48))
+    #expect(s.lastEvaluation!.accuracy > 0.9)
+}
+
+@Test func resumedRunMatchesUninterruptedRunStepForStep() throws {
+    let dir = Fixtures.tempDirectory("resume")
+    let (job, data) = try smallJob(dir)
+    var full: [Float] = []
+    let a = try quiet(job, data)
+    a.onStep = { _, l in full.append(l) }
+    _ = try a.run()
+
+    // Interrupt mid-epoch (step 21 of 48: epoch 2, step 5), checkpoint, resume in a new trainer.
+    let b = try quiet(job, data)
+    b.stopAtStep = 21
+    let stopped = try b.run()
+    #expect(stopped.stopped && stopped.state == TrainState(epoch: 1, stepInEpoch: 5, globalStep: 21))
+    try b.saveCheckpoint("\(dir)/ckpt")
+    let path = "\(dir)/ckpt/\(Checkpoint.fileName(step: 21))"
+
+    let c = try quiet(job, data)
+    try c.restore(try Checkpoint.load(path))
+    var resumed: [Float] = []
+    c.onStep = { _, l in resumed.append(l) }
+    _ = try c.run()
+    #expect(resumed.count == 27)
+    #expect(resumed == Array(full[21...]))          // bit-identical
+    #expect(c.model.values.checksum() == a.model.values.checksum())
+}
+
+@Test func checkpointLayoutMatchesTorchStateDict() throws {
+    let dir = Fixtures.tempDirectory("ckpt")
+    let (job, data) = try smallJob(dir, epochs: 1)
+    let t = try quiet(job, data)
+    _ = try t.run(checkpointDir: "\(dir)/ck")
+    let files = Checkpoint.list(in: "\(dir)/ck")
+    #expect(files == ["\(dir)/ck/step-00000016.safetensors"])
+    let f = try SafeTensors.read(path: files[0])
+    #expect(Set(f.tensors.map(\.name)) == ["1.weight", "1.bias", "3.weight", "3.bias",
+        "optimizer.momentum_buffer.1.weight", "optimizer.momentum_buffer.1.bias",
+        "optimizer.momentum_buffer.3.weight", "optimizer.momentum_buffer.3.bias"])
+    #expect(f.tensor("1.weight")!.shape == [32, 784])
+    #expect(f.metadata["format"] == Checkpoint.format && f.metadata["global_step"] == "16")
+    let c = try Checkpoint.load(files[0])
+    #expect(c.job == job && c.state == TrainState(epoch: 1, stepInEpoch: 0, globalStep: 16))
+}
+
+@Test func keepsOnlyTheNewestCheckpoints() throws {
+    let dir = Fixtures.tempDirectory("keep")
+    var (job, data) = try smallJob(dir, epochs: 2)
+    job.checkpoint.everySteps = 4
+    job.checkpoint.keep = 2
+    _ = try quiet(job, data).run(checkpointDir: "\(dir)/ck")
+    #expect(Checkpoint.list(in: "\(dir)/ck").map { FileIO.list("\(dir)/ck").contains(String($0.split(separator: "/").last!)) } == [true, true])
+    #expect(FileIO.list("\(dir)/ck") == ["step-00000028.safetensors", "step-00000032.safetensors"])
+}
+
+@Test func initFromLoadsWeightsOnly() throws {
+    let dir = Fixtures.tempDirectory("init")
+    let (job, data) = try smallJob(dir, epochs: 1)
+    let a = try quiet(job, data)
+    _ = try a.run(checkpointDir: "\(dir)/ck")
+    let b = try quiet(job, data)
+    try b.initialize(fromWeights: Checkpoint.list(in: "\(dir)/ck")[0])
+    #expect(b.model.values.checksum() == a.model.values.checksum())
+    #expect(b.state == TrainState())
+    #expect(b.optimizer.stepCount == 0)
+}
+
+func restoreError(_ job: JobConfig, _ data: JobData, _ bytes: [UInt8], _ dir: String) -> String {
+    let path = "\(dir)/broken.safetensors"
+    do {
+        try FileIO.writeAtomically(path, bytes: bytes)
+        let t = try quiet(job, data)
+        try t.restore(try Checkpoint.load(path))
+        return "no error"
+    } catch { return "\(error)" }
+}
+
+@Test func brokenCheckpointsAreClearErrors() throws {
+    let dir = Fixtures.tempDirectory("badck")
+    let (job, data) = try smallJob(dir, epochs: 1)
+    let t = try quiet(job, data)
+    _ = try t.run(checkpointDir: "\(dir)/ck")
+    let path = Checkpoint.list(in: "\(dir)/ck")[0]
+    let good = try FileIO.read(path)
+    let file = try SafeTensors.read(path: path)
+    let broken = "\(dir)/broken.safetensors"
+
+    #expect(restoreError(job, data, Array(good.prefix(good.count - 100)), dir).contains("\(broken): not a valid safetensors file: tensor \"optimizer.momentum_buffer.1.weight\": data_offsets"))
+    #expect(restoreError(job, data, Array(good.prefix(200)), dir).contains("runs past the end of the file"))
+
+    // Rewrite with tensors that do not fit the model.
+    func rewrite(_ edit: (inout [(String, [Int], [Float])], inout [String: String]) -> Void) -> [UInt8] {
+        var ts = file.tensors.map { ($0.name, $0.shape, $0.floats()) }
+        var meta = file.metadata
+        edit(&ts, &meta)
+        var w = SafeTensors.Writer()
+        for (n, s, v) in ts { v.withUnsafeBufferPointer { w.add(n, shape: s, floats: $0.baseAddress!) } }
+        w.metadata = meta
+        return w.bytes()
+    }
+    let wrongShape = rewrite { ts, _ in
+        let i = ts.firstIndex { $0.0 == "3.weight" }!
+        ts[i] = ("3.weight", [10, 16], [Float](repeating: 0, count: 160))
+    }
+    #expect(restoreError(job, data, wrongShape, dir).contains("\(broken): tensor 3.weight has shape [10, 16], the model expects [10, 32]"))
+    let missing = rewrite { ts, _ in ts.removeAll { $0.0 == "1.bias" } }
+    #expect(restoreError(job, data, missing, dir).contains("missing tensors for model parameters: 1.bias"))
+    let extra = rewrite { ts, _ in ts.append(("7.weight", [1], [0])) }
+    #expect(restoreError(job, data, extra, dir).contains("tensors the model does not have: 7.weight"))
+    let noFormat = rewrite { _, m in m["format"] = nil }
+    #expect(restoreError(job, data, noFormat, dir).contains("not a RingTrain checkpoint"))
+    let badStep = rewrite { _, m in m["global_step"] = "-4" }
+    #expect(restoreError(job, data, badStep, dir).contains("\"global_step\" missing or not a non-negative integer"))
+    let badJob = rewrite { _, m in m["job"] = "{\"train\": {\"epochs\": \"x\"}}" }
+    #expect(restoreError(job, data, badJob, dir).contains("(metadata job): train.epochs: expected an integer"))
+
+    // Wrong dtype: the same bytes declared as I32.
+    var w = SafeTensors.Writer()
+    for e in file.tensors {
+        w.add(e.name, dtype: e.name == "1.bias" ? .I32 : .F32, shape: e.shape, bytes: Array(e.bytes))
+    }
+    w.metadata = file.metadata
+    #expect(restoreError(job, data, w.bytes(), dir).contains("tensor 1.bias has dtype I32, expected F32"))
+}
+
+@Test func modelThatDoesNotFitTheDataIsAnError() throws {
+    let dir = Fixtures.tempDirectory("fit")
+    var (job, data) = try smallJob(dir, epochs: 1)
+    job.model = ModelSpec(input: [1, 28, 28], layers: [.string("flatten"), .object(["type": .string("linear"), "out": .int(7)])])
+    #expect(throws: TrainError.self) { try quiet(job, data) }
+    job.model = ModelSpec(input: [784], layers: [.object(["type": .string("linear"), "out": .int(10)])])
+    do { _ = try quiet(job, data); Issue.record("expected an error") } catch {
+        #expect("\(error)".contains("model input shape [784] does not match the dataset's sample shape [1, 28, 28]"))
+    }
+}
