@@ -43,7 +43,8 @@ public final class ReLU: ElementwiseActivation {
     public init(_ shape: [Int]) { super.init(shape: shape) }
     override func forwardKernel(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
         var i = 0
-        while i + 8 <= n { y.store8(i, pointwiseMax(x.load8(i), Vec8(repeating: 0))); i += 8 }
+        let zero = Vec8(repeating: 0)
+        while i + 8 <= n { let v = x.load8(i); y.store8(i, v.replacing(with: zero, where: v .< zero)); i += 8 }
         while i < n { y[i] = max(x[i], 0); i += 1 }
     }
     override func backwardKernel(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>,

@@ -116,11 +116,10 @@ public final class Trainer {
 
     /// One optimizer step on this rank's batch; returns the batch loss.
     @discardableResult
-    public func step(indices: ArraySlice<Int>) throws -> Float {
-        data.train.gather(indices, into: x, labels: labels)
+    public func step(_ x: Tensor, _ labels: Labels) throws -> Float {
         model.zeroGrad()
         let out = model.forward(x, training: true)
-        let lossValue = loss.compute(out, target(for: out), grad: outputGrad)
+        let lossValue = loss.compute(out, target(for: out, labels), grad: outputGrad)
         guard lossValue.isFinite else {
             throw TrainError("loss is \(lossValue) at epoch \(state.epoch + 1), step \(state.globalStep + 1): training diverged (lower the learning rate?)")
         }
@@ -131,7 +130,7 @@ public final class Trainer {
         return lossValue
     }
 
-    private func target(for out: Tensor) -> Target {
+    private func target(for out: Tensor, _ labels: Labels) -> Target {
         guard job.train.loss == "mse" else { return .classes(labels) }
         oneHot.resize(out.shape)
         oneHot.zero()
@@ -150,7 +149,7 @@ public final class Trainer {
             let idx = Array(start..<end)
             ds.gather(idx[...], into: x, labels: labels)
             let out = model.forward(x, training: false)
-            totalLoss += Double(loss.compute(out, target(for: out), grad: nil)) * Double(end - start)
+            totalLoss += Double(loss.compute(out, target(for: out, labels), grad: nil)) * Double(end - start)
             let c = out.rowSize
             for r in 0..<(end - start) {
                 let row = out.data + r * c
@@ -181,16 +180,18 @@ public final class Trainer {
             + "\(comm.worldSize) worker\(comm.worldSize == 1 ? "" : "s") × batch \(job.train.batchSize), "
             + "\(stepsPerEpoch) steps/epoch, lr \(job.optimizer.lr) (\(job.schedule.type))")
         while state.epoch < epochs {
-            let perm = sampler.permutation(epoch: state.epoch)
+            let loader = BatchLoader(data.train, sampler: sampler, epoch: state.epoch, from: state.stepInEpoch)
             var t0 = monotonicSeconds()
             var epochLoss = 0.0, epochSteps = 0
-            while state.stepInEpoch < stepsPerEpoch {
+            while let (bx, by) = loader.next() {
                 if let stop = stopAtStep, state.globalStep >= stop {
+                    loader.cancel()
                     trainSeconds += monotonicSeconds() - t0
                     return Summary(state: state, lastEvaluation: lastEval, trainSeconds: trainSeconds,
                                    samplesPerSecond: Double(samples) / max(trainSeconds, 1e-9), stopped: true)
                 }
-                let l = try step(indices: sampler.indices(perm, step: state.stepInEpoch))
+                let l: Float
+                do { l = try step(bx, by) } catch { loader.cancel(); throw error }
                 state.stepInEpoch += 1
                 state.globalStep += 1
                 samples += sampler.globalBatch
@@ -203,7 +204,7 @@ public final class Trainer {
                 if let dir = checkpointDir, job.checkpoint.everySteps > 0,
                    state.globalStep % job.checkpoint.everySteps == 0, state.stepInEpoch < stepsPerEpoch {
                     let dt = monotonicSeconds() - t0
-                    try saveCheckpoint(dir)
+                    do { try saveCheckpoint(dir) } catch { loader.cancel(); throw error }
                     t0 = monotonicSeconds() - dt
                 }
             }

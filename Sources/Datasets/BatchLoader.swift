@@ -1,0 +1,79 @@
+import Dispatch
+import Glibc
+import TensorCore
+
+/// Prepares the batches of one epoch on a background thread, one step ahead of training,
+/// into two buffers used in turn (the copy of the next batch overlaps the current step).
+///
+///     let loader = BatchLoader(dataset, sampler: s, epoch: e, from: step)
+///     while let (x, y) = loader.next() { … }   // valid until the following next()
+public final class BatchLoader {
+    private let dataset: Dataset
+    private let sampler: DistributedSampler
+    private let perm: [Int]
+    private let end: Int
+    private var consumed: Int
+    private let buffers = [(Tensor.workspace(), Labels()), (Tensor.workspace(), Labels())]
+    private let filled = DispatchSemaphore(value: 0)
+    // Created at 0 and signalled up: libdispatch traps when a semaphore is destroyed with a
+    // value below the one it was created with.
+    private let free = DispatchSemaphore(value: 0)
+    private let done = DispatchSemaphore(value: 0)
+    private var cancelled = false   // read by the producer after each `free.wait()`
+    private var handedOut = false
+
+    public init(_ dataset: Dataset, sampler: DistributedSampler, epoch: Int, from step: Int) {
+        self.dataset = dataset
+        self.sampler = sampler
+        perm = sampler.permutation(epoch: epoch)
+        end = sampler.stepsPerEpoch
+        consumed = step
+        let start = step
+        free.signal(); free.signal()
+        Thread.detach { [self] in produce(from: start) }
+    }
+
+    private func produce(from start: Int) {
+        for step in start..<end {
+            free.wait()
+            if cancelled { break }
+            let (x, y) = buffers[step % 2]
+            dataset.gather(sampler.indices(perm, step: step), into: x, labels: y)
+            filled.signal()
+        }
+        done.signal()
+    }
+
+    /// The next batch, or nil at the end of the epoch.
+    public func next() -> (Tensor, Labels)? {
+        if handedOut { free.signal() }   // the previous batch's buffer may be refilled
+        guard consumed < end else { handedOut = false; return nil }
+        filled.wait()
+        handedOut = true
+        defer { consumed += 1 }
+        return buffers[consumed % 2]
+    }
+
+    /// Stops the producer and waits for it (call before dropping a loader mid-epoch).
+    public func cancel() {
+        cancelled = true
+        free.signal(); free.signal()
+        done.wait()
+    }
+}
+
+/// A minimal detached thread (Foundation's Thread is heavier than needed here).
+enum Thread {
+    static func detach(_ body: @escaping () -> Void) {
+        final class Box { let f: () -> Void; init(_ f: @escaping () -> Void) { self.f = f } }
+        let box = Unmanaged.passRetained(Box(body)).toOpaque()
+        var tid = pthread_t()
+        let rc = pthread_create(&tid, nil, { arg in
+            let b = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
+            b.f()
+            return nil
+        }, box)
+        precondition(rc == 0, "pthread_create failed: \(rc)")
+        pthread_detach(tid)
+    }
+}
