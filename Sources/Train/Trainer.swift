@@ -238,13 +238,6 @@ public final class Trainer {
     }
 }
 
-/// Seconds on a monotonic clock.
-public func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-}
-
 /// Fixed-point formatting without Foundation.
 public func fmt(_ v: Double, _ digits: Int) -> String {
     guard v.isFinite else { return String(v) }

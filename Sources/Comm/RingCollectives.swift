@@ -1,0 +1,117 @@
+import TensorCore
+
+/// The collective algorithms, run on the communication thread. Sequence number 0 is the
+/// ring's hello; collectives count from 1.
+extension RingCommunicator {
+    /// Segment i (mod N) of n elements: balanced to within one element for any n and N.
+    @inline(__always)
+    func segment(_ i: Int, _ n: Int) -> Range<Int> {
+        let w = worldSize
+        let m = ((i % w) + w) % w
+        return (m * n / w)..<((m + 1) * n / w)
+    }
+
+    /// Reduce-scatter (N−1 steps: send segment r−s, add segment r−s−1 into place), optional
+    /// 1/N scaling of the segment this rank now owns, then all-gather (N−1 steps: send segment
+    /// r+1−s, copy segment r−s into place).
+    func ringAllReduce(_ buf: UnsafeMutableBufferPointer<Float>, mean: Bool, bucket: Int, seq: UInt64) throws {
+        let n = buf.count, w = worldSize
+        guard n > 0, let base = buf.baseAddress else { return }
+        func piecesOf(_ r: Range<Int>) -> [Piece] {
+            pieces(UnsafeMutableRawPointer(base + r.lowerBound), r.count * 4)
+        }
+        let what = "all-reduce of \(n) floats, bucket \(bucket)"
+        for s in 0..<(w - 1) {
+            try exchange(seq: seq + 1, bucket: bucket, step: s, what: what,
+                         send: piecesOf(segment(rank - s, n)), recv: piecesOf(segment(rank - s - 1, n))) { p, m in
+                addFloats(from: m.data, into: p.base.assumingMemoryBound(to: Float.self), count: p.bytes / 4)
+            }
+        }
+        if mean {
+            let own = segment(rank + 1, n)
+            let s = 1 / Float(w)
+            for i in own { base[i] *= s }
+        }
+        for s in 0..<(w - 1) {
+            try exchange(seq: seq + 1, bucket: bucket, step: w - 1 + s, what: what,
+                         send: piecesOf(segment(rank + 1 - s, n)), recv: piecesOf(segment(rank - s, n))) { p, m in
+                p.base.copyMemory(from: m.data, byteCount: p.bytes)
+            }
+        }
+        try finishSends(what)
+    }
+
+    /// Pipelined chain from the root around the ring: each rank receives a chunk from its
+    /// predecessor, stores it and forwards it to its successor (the rank before the root only
+    /// receives).
+    func ringBroadcast(_ buf: UnsafeMutableRawBufferPointer, root: Int, seq: UInt64) throws {
+        guard buf.count > 0, let base = buf.baseAddress else { return }
+        let w = worldSize
+        let position = (rank - root + w) % w
+        let all = pieces(base, buf.count)
+        let what = "broadcast of \(buf.count) bytes from rank \(root)"
+        var received = 0
+        try exchange(seq: seq + 1, bucket: 0, step: 0, what: what,
+                     send: position == w - 1 ? [] : all, recv: position == 0 ? [] : all,
+                     sendAllowed: position == 0 ? nil : { received }) { p, m in
+            p.base.copyMemory(from: m.data, byteCount: p.bytes)
+            received += 1
+        }
+        try finishSends(what)
+    }
+
+    /// Ring all-gather of variable-size byte payloads: at step s a rank forwards the payload of
+    /// rank r−s and receives that of rank r−s−1.
+    func ringAllGather(_ payload: [UInt8], seq: UInt64) throws -> [[UInt8]] {
+        let w = worldSize
+        var out = [[UInt8]](repeating: [], count: w)
+        out[rank] = payload
+        // Payloads must stay put until sent: keep each in its own allocation.
+        var storage: [UnsafeMutableRawBufferPointer] = []
+        defer {
+            _ = tracker.waitForAll(timeout: options.timeout)
+            storage.forEach { $0.deallocate() }
+        }
+        func stable(_ b: [UInt8]) -> Piece {
+            let m = UnsafeMutableRawBufferPointer.allocate(byteCount: max(b.count, 1), alignment: 8)
+            m.copyBytes(from: b)
+            storage.append(m)
+            return Piece(base: m.baseAddress!, bytes: b.count, index: 0)
+        }
+        let limit = 64 << 20
+        for s in 0..<(w - 1) {
+            let from = ((rank - s - 1) % w + w) % w
+            try exchange(seq: seq + 1, bucket: 0, step: s, what: "all-gather",
+                         send: [stable(out[((rank - s) % w + w) % w])],
+                         recv: [Piece(base: storage[0].baseAddress!, bytes: -1, index: 0)], anySize: true) { _, m in
+                guard m.count <= limit else {
+                    throw CommError(.badFrame, rank: rank, peer: predecessor, "all-gather payload of \(m.count) bytes exceeds \(limit)")
+                }
+                out[from] = m.bytes
+            }
+        }
+        return out
+    }
+
+    /// Waits until libzmq no longer reads the caller's buffer (every zero-copy frame released).
+    func finishSends(_ what: String) throws {
+        guard tracker.waitForAll(timeout: options.timeout) else {
+            throw CommError(.timeout, rank: rank, peer: successor, "rank \(successor) did not take the last frames of \(what)")
+        }
+    }
+}
+
+/// dst[i] += src[i] for count floats (src may be unaligned).
+@inline(__always)
+func addFloats(from src: UnsafeRawPointer, into dst: UnsafeMutablePointer<Float>, count: Int) {
+    var i = 0
+    while i + 8 <= count {
+        let v = src.loadUnaligned(fromByteOffset: i * 4, as: Vec8.self)
+        dst.store8(i, dst.load8(i) + v)
+        i += 8
+    }
+    while i < count {
+        dst[i] += src.loadUnaligned(fromByteOffset: i * 4, as: Float.self)
+        i += 1
+    }
+}

@@ -1,0 +1,381 @@
+import CZMQ
+import Dispatch
+import Glibc
+import TensorCore
+
+/// The ring's input: a PULL socket bound before rendezvous, so that its address (with the port
+/// the OS chose for `tcp://host:*`) can be published to the other ranks.
+public final class RingListener {
+    let context: ZContext
+    let pull: ZSocket
+    let monitor: ZMonitor
+    /// The bound endpoint, e.g. `tcp://127.0.0.1:41733`.
+    public let endpoint: String
+
+    public init(bind: String) throws {
+        context = ZContext()
+        pull = try ZSocket(context, .pull)
+        try pull.set(ZMQ_RCVBUF, 4 << 20)
+        monitor = try ZMonitor(pull, events: ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED)
+        try pull.bind(bind)
+        endpoint = pull.lastEndpoint
+    }
+}
+
+/// A completion handle for an asynchronous collective.
+public final class CommHandle: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var error: Error?
+
+    func complete(_ e: Error?) {
+        error = e
+        done.signal()
+    }
+
+    /// Blocks until the collective has finished (and its buffer is free again); rethrows its error.
+    public func wait() throws {
+        done.wait()
+        done.signal()   // later waits return at once
+        if let e = error { throw e }
+    }
+}
+
+/// Collectives over a ring of N processes: each rank PUSHes to its successor and PULLs from its
+/// predecessor over TCP.
+///
+/// All-reduce is reduce-scatter then all-gather, N−1 steps each; the buffer is cut into N
+/// balanced segments (any length, including 0 and lengths below N) and each segment into
+/// chunks that stream through libzmq while earlier chunks are being added, so the links and
+/// the adds overlap. Every rank sends 2(N−1)/N of the buffer. Payloads are sent zero-copy
+/// straight from the caller's buffer.
+///
+/// One serial communication thread owns the sockets and runs collectives in submission order;
+/// `allReduceAsync` returns a handle, the synchronous calls wait on one. Every wait is bounded
+/// by `Options.timeout`; a neighbour whose connection closes is detected at once (socket
+/// monitors). On any failure the rank tells its successor (an abort frame naming the rank at
+/// fault), so every survivor's collective fails with a `CommError` naming the same rank.
+public final class RingCommunicator: Communicator {
+    public struct Options: Sendable {
+        /// Longest wait without progress before a collective fails.
+        public var timeout: Double = 30
+        /// Longest wait for the ring to form.
+        public var connectTimeout: Double = 30
+        /// Bytes per frame: large enough to amortise per-message costs, small enough that
+        /// transfer and reduction pipeline (measured: docs/benchmarks.md).
+        public var chunkBytes = 512 << 10
+        public init(timeout: Double = 30, connectTimeout: Double = 30, chunkBytes: Int = 512 << 10) {
+            self.timeout = timeout
+            self.connectTimeout = connectTimeout
+            self.chunkBytes = chunkBytes
+        }
+    }
+
+    public let rank: Int
+    public let worldSize: Int
+    public let runID: UInt64
+    public let options: Options
+    public let peers: [String]
+    var successor: Int { (rank + 1) % worldSize }
+    var predecessor: Int { (rank + worldSize - 1) % worldSize }
+
+    private let listener: RingListener
+    private var pull: ZSocket { listener.pull }
+    private let push: ZSocket
+    private let pushMonitor: ZMonitor
+    private let queue = DispatchQueue(label: "ringtrain.comm", qos: .userInitiated)
+    let tracker = ZeroCopyTracker()
+    /// Collectives submitted so far (the next one's sequence number). Touched by the submitting thread.
+    private var submitted: UInt64 = 0
+    /// Communication-thread state.
+    private var failure: CommError?
+    private var predFd: Int32 = -1
+    private var predAddress: String?
+    private var acceptedPeers: [Int32: String] = [:]
+    private var header = [UInt8](repeating: 0, count: FrameHeader.size)
+
+    /// Forms the ring: connects to the successor's endpoint and exchanges hello frames with
+    /// both neighbours. `peers[r]` is rank r's listener endpoint.
+    public init(listener: RingListener, rank: Int, peers: [String], runID: UInt64, options: Options = Options()) throws {
+        precondition(peers.indices.contains(rank))
+        self.listener = listener
+        self.rank = rank
+        self.worldSize = peers.count
+        self.peers = peers
+        self.runID = runID
+        self.options = options
+        push = try ZSocket(listener.context, .push)
+        try push.set(ZMQ_IMMEDIATE, 1)       // queue only to a completed connection
+        try push.set(ZMQ_SNDBUF, 4 << 20)
+        pushMonitor = try ZMonitor(push, events: ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED)
+        if worldSize > 1 {
+            try push.connect(peers[successor])
+            try queue.sync { try formRing() }
+        }
+    }
+
+    deinit {
+        _ = tracker.waitForAll(timeout: 1)
+        push.close()
+    }
+
+    // MARK: public collectives
+
+    public func allReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
+        try allReduceAsync(buffer, mean: false).wait()
+    }
+
+    public func allReduceMean(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
+        try allReduceAsync(buffer, mean: true).wait()
+    }
+
+    /// Starts an all-reduce of `buffer` (a bucket) on the communication thread. The buffer must
+    /// not be touched until the handle's `wait()` returns. Every rank submits the same buckets
+    /// in the same order.
+    public func allReduceAsync(_ buffer: UnsafeMutableBufferPointer<Float>, mean: Bool, bucket: Int = 0) -> CommHandle {
+        submit { [self] seq in try ringAllReduce(buffer, mean: mean, bucket: bucket, seq: seq) }
+    }
+
+    public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) throws {
+        precondition((0..<worldSize).contains(root))
+        try submit { [self] seq in try ringBroadcast(UnsafeMutableRawBufferPointer(buffer), root: root, seq: seq) }.wait()
+    }
+
+    public func barrier() throws {
+        let one = UnsafeMutableBufferPointer<Float>.allocate(capacity: 1)
+        defer { one.deallocate() }
+        one[0] = 1
+        try allReduceSum(one)
+        if worldSize > 1 && one[0] != Float(worldSize) {
+            throw CommError(.badFrame, rank: rank, peer: nil, "barrier counted \(one[0]) ranks, expected \(worldSize)")
+        }
+    }
+
+    public func allGather(_ payload: [UInt8]) throws -> [[UInt8]] {
+        var out: [[UInt8]] = []
+        try submit { [self] seq in out = try ringAllGather(payload, seq: seq) }.wait()
+        return out
+    }
+
+    /// Whether an earlier collective failed (later ones fail at once with the same error).
+    public var isBroken: Bool { queue.sync { failure != nil } }
+
+    // MARK: the communication thread
+
+    private func submit(_ body: @escaping (UInt64) throws -> Void) -> CommHandle {
+        let handle = CommHandle()
+        let seq = submitted
+        submitted += 1
+        queue.async { [self] in
+            if let f = failure { handle.complete(f); return }
+            do {
+                if worldSize > 1 { try body(seq) }
+                handle.complete(nil)
+            } catch {
+                let e = asCommError(error)
+                fail(e)
+                handle.complete(e)
+            }
+        }
+        return handle
+    }
+
+    private func asCommError(_ error: Error) -> CommError {
+        if let c = error as? CommError { return c }
+        return CommError(.transport, rank: rank, peer: nil, "\(error)")
+    }
+
+    /// Records the failure and tells the successor, so the news travels around the ring.
+    private func fail(_ e: CommError) {
+        failure = e
+        let culprit = e.peer ?? rank
+        let reason = e.reason == .aborted ? e.message : e.description
+        let h = FrameHeader(kind: .abort, step: 0, runID: runID, sequence: 0, bucket: culprit, chunk: 0,
+                            bytes: reason.utf8.count)
+        _ = try? push.send(h.encoded, more: true, dontWait: true)
+        _ = try? push.send(Array(reason.utf8), dontWait: true)
+        _ = tracker.waitForAll(timeout: 1)
+    }
+
+    /// A contiguous piece of a buffer that travels as one frame.
+    struct Piece {
+        let base: UnsafeMutableRawPointer
+        let bytes: Int
+        let index: Int
+    }
+
+    /// Splits `bytes` at `base` into frames of at most `chunkBytes`, 4-byte aligned.
+    func pieces(_ base: UnsafeMutableRawPointer, _ bytes: Int) -> [Piece] {
+        let chunk = max(4, options.chunkBytes / 4 * 4)
+        return stride(from: 0, to: bytes, by: chunk).enumerated().map {
+            Piece(base: base + $0.element, bytes: min(chunk, bytes - $0.element), index: $0.offset)
+        }
+    }
+
+    /// Sends `send` to the successor and receives `recv` from the predecessor, interleaved so
+    /// neither side can block the other. Send piece i goes out once `sendAllowed()` > i (a
+    /// forwarding rank sends what it has received). Throws on timeout, loss or a bad frame.
+    func exchange(seq: UInt64, bucket: Int, step: Int, what: String,
+                  send: [Piece], recv: [Piece], anySize: Bool = false,
+                  kind: FrameHeader.Kind = .data, timeout: Double? = nil,
+                  sendAllowed: (() -> Int)? = nil,
+                  onReceive: (Piece, ZMessage) throws -> Void) throws {
+        let timeout = timeout ?? options.timeout
+        var si = 0, ri = 0
+        var last = monotonicSeconds()
+        while si < send.count || ri < recv.count {
+            var progressed = false
+            let allowed = sendAllowed?() ?? send.count
+            while si < min(send.count, allowed) {
+                let p = send[si]
+                let h = FrameHeader(kind: kind, step: step, runID: runID, sequence: seq, bucket: bucket,
+                                    chunk: p.index, bytes: p.bytes)
+                h.encode(into: &header)
+                guard try push.send(header, more: true, dontWait: true) else { break }
+                try push.sendNoCopy(UnsafeRawBufferPointer(start: p.base, count: p.bytes), tracker: tracker)
+                si += 1
+                progressed = true
+            }
+            while ri < recv.count {
+                guard let first = try pull.receiveMessage(dontWait: true) else { break }
+                let p = recv[ri]
+                let expected = FrameHeader(kind: kind, step: step, runID: runID, sequence: seq, bucket: bucket,
+                                           chunk: p.index, bytes: max(p.bytes, 0))
+                let payload = try readFrame(first, expected: expected, anySize: anySize, what: what)
+                try onReceive(p, payload)
+                ri += 1
+                progressed = true
+            }
+            if progressed { last = monotonicSeconds(); continue }
+            try checkConnections()
+            let waited = monotonicSeconds() - last
+            if waited > timeout {
+                let (peer, dir) = ri < recv.count ? (predecessor, "from") : (successor, "to")
+                throw CommError(.timeout, rank: rank, peer: peer,
+                                "no progress \(dir) rank \(peer) for \(fmtSeconds(waited)) in \(what) (seq \(seq), step \(step))")
+            }
+            var items = [ZPoll.Item(listener.monitor.pair, read: true), ZPoll.Item(pushMonitor.pair, read: true)]
+            if ri < recv.count { items.append(ZPoll.Item(pull, read: true)) }
+            if si < min(send.count, sendAllowed?() ?? send.count) { items.append(ZPoll.Item(push, write: true)) }
+            _ = try ZPoll.wait(items, timeoutMs: max(1, min(200, Int((timeout - waited) * 1000) + 1)))
+        }
+    }
+
+    /// Reads the rest of a two-part frame whose first part is `first`, checking the header
+    /// against what must come next. Returns the payload.
+    private func readFrame(_ first: ZMessage, expected: FrameHeader, anySize: Bool, what: String) throws -> ZMessage {
+        func bad(_ m: String) -> CommError {
+            drain(first)
+            return CommError(.badFrame, rank: rank, peer: predecessor,
+                             "invalid frame on the ring input from rank \(predecessor) during \(what): \(m)")
+        }
+        guard first.more else { throw bad("a single \(first.count)-byte part, expected a header and a payload") }
+        let h: FrameHeader
+        switch FrameHeader.decode(UnsafeRawBufferPointer(start: first.data, count: first.count)) {
+        case .failure(.malformed(let m)): throw bad(m)
+        case .success(let x): h = x
+        }
+        if h.kind == .abort {
+            let text = (try? pull.receiveMessage()).flatMap { $0 }.map { String(decoding: $0.bytes, as: UTF8.self) } ?? ""
+            throw CommError(.aborted, rank: rank, peer: Int(h.bucket), text)
+        }
+        var e = expected
+        if anySize { e.bytes = h.bytes }
+        guard h == e else { throw bad("expected \(e.summary), got \(h.kind) \(h.summary)") }
+        guard let payload = try pull.receiveMessage(), !payload.more, payload.count == Int(h.bytes) else {
+            throw bad("payload does not match its header (\(h.summary))")
+        }
+        return payload
+    }
+
+    /// Discards the remaining parts of a multipart message.
+    private func drain(_ first: ZMessage) {
+        var more = first.more
+        while more, let m = try? pull.receiveMessage(dontWait: true) { more = m.more }
+    }
+
+    /// Turns socket-monitor events into errors: the successor's connection closing, or the
+    /// predecessor's (other connections to the input — strangers — are ignored).
+    private func checkConnections() throws {
+        while let ev = try pushMonitor.next() {
+            if ev.event == ZMQ_EVENT_DISCONNECTED {
+                throw CommError(.peerLost, rank: rank, peer: successor,
+                                "connection to rank \(successor) at \(peers[successor]) closed")
+            }
+        }
+        while let ev = try listener.monitor.next() {
+            if ev.event == ZMQ_EVENT_ACCEPTED {
+                acceptedPeers[ev.value] = socketAddress(ev.value, peer: true)
+                if predFd < 0, let a = predAddress, acceptedPeers[ev.value] == a { predFd = ev.value }
+            } else if ev.event == ZMQ_EVENT_DISCONNECTED {
+                acceptedPeers[ev.value] = nil
+                if ev.value == predFd {
+                    throw CommError(.peerLost, rank: rank, peer: predecessor,
+                                    "connection from rank \(predecessor) (\(predAddress ?? "?")) closed")
+                }
+            }
+        }
+    }
+
+    /// Hello exchange: tell the successor which local address our connection comes from, learn
+    /// the predecessor's, so the input's monitor can tell its connection from any other.
+    private func formRing() throws {
+        let deadline = monotonicSeconds() + options.connectTimeout
+        var local: String?
+        while local == nil {
+            while let ev = try pushMonitor.next() {
+                if ev.event == ZMQ_EVENT_CONNECTED { local = socketAddress(ev.value, peer: false) }
+            }
+            if local != nil { break }
+            guard monotonicSeconds() < deadline else {
+                throw CommError(.timeout, rank: rank, peer: successor,
+                                "could not connect to rank \(successor) at \(peers[successor]) within \(fmtSeconds(options.connectTimeout))")
+            }
+            _ = try ZPoll.wait([ZPoll.Item(pushMonitor.pair, read: true)], timeoutMs: 100)
+        }
+        let hello = Array("\(rank) \(local!)".utf8)
+        let mine = UnsafeMutableRawBufferPointer.allocate(byteCount: hello.count, alignment: 8)
+        defer { _ = tracker.waitForAll(timeout: 1); mine.deallocate() }
+        mine.copyBytes(from: hello)
+        var got: String?
+        try exchange(seq: 0, bucket: 0, step: 0, what: "ring set-up",
+                     send: [Piece(base: mine.baseAddress!, bytes: mine.count, index: 0)],
+                     recv: [Piece(base: mine.baseAddress!, bytes: -1, index: 0)], anySize: true,
+                     kind: .hello, timeout: max(0, deadline - monotonicSeconds())) { _, m in
+            got = String(decoding: m.bytes, as: UTF8.self)
+        }
+        let parts = got?.split(separator: " ").map(String.init) ?? []
+        guard parts.count == 2, Int(parts[0]) == predecessor else {
+            throw CommError(.badFrame, rank: rank, peer: predecessor, "unexpected ring hello \"\(got ?? "")\" (expected one from rank \(predecessor))")
+        }
+        predAddress = parts[1]
+        for (fd, a) in acceptedPeers where a == parts[1] { predFd = fd }
+        guard tracker.waitForAll(timeout: options.connectTimeout) else {
+            throw CommError(.timeout, rank: rank, peer: successor, "ring hello to rank \(successor) not sent")
+        }
+    }
+}
+
+/// "ip:port" of one end of a connected TCP socket.
+func socketAddress(_ fd: Int32, peer: Bool) -> String {
+    var storage = sockaddr_storage()
+    var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+    let rc = withUnsafeMutablePointer(to: &storage) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            peer ? getpeername(fd, $0, &len) : getsockname(fd, $0, &len)
+        }
+    }
+    guard rc == 0 else { return "?" }
+    var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+    var serv = [CChar](repeating: 0, count: Int(NI_MAXSERV))
+    let r = withUnsafePointer(to: &storage) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            getnameinfo($0, len, &host, socklen_t(host.count), &serv, socklen_t(serv.count), NI_NUMERICHOST | NI_NUMERICSERV)
+        }
+    }
+    return r == 0 ? "\(String(cString: host)):\(String(cString: serv))" : "?"
+}
+
+func fmtSeconds(_ s: Double) -> String {
+    let tenths = Int((s * 10).rounded())
+    return "\(tenths / 10).\(tenths % 10) s"
+}

@@ -1,0 +1,43 @@
+import Comm
+import Dispatch
+import Glibc
+
+/// Runs `body(i)` for i in 0..<n on n threads at once and returns the results by index.
+public func concurrently<T>(_ n: Int, _ body: @escaping (Int) throws -> T) -> [Result<T, Error>] {
+    var results = [Result<T, Error>?](repeating: nil, count: n)
+    let lock = DispatchQueue(label: "concurrently")
+    let group = DispatchGroup()
+    for i in 0..<n {
+        group.enter()
+        Thread.start {
+            let r = Result { try body(i) }
+            lock.sync { results[i] = r }
+            group.leave()
+        }
+    }
+    group.wait()
+    return results.map { $0! }
+}
+
+/// A ring of n communicators in this process (one per thread), over loopback TCP.
+public func localRing(_ n: Int, runID: UInt64 = 42, options: RingCommunicator.Options = .init()) throws -> [RingCommunicator] {
+    let listeners = try (0..<n).map { _ in try RingListener(bind: "tcp://127.0.0.1:*") }
+    let peers = listeners.map(\.endpoint)
+    return try concurrently(n) { r in
+        try RingCommunicator(listener: listeners[r], rank: r, peers: peers, runID: runID, options: options)
+    }.map { try $0.get() }
+}
+
+/// A plain detached thread (Dispatch's pool may hold fewer threads than a test needs at once).
+public enum Thread {
+    public static func start(_ body: @escaping () -> Void) {
+        final class Box { let f: () -> Void; init(_ f: @escaping () -> Void) { self.f = f } }
+        let box = Unmanaged.passRetained(Box(body)).toOpaque()
+        var tid = pthread_t()
+        pthread_create(&tid, nil, { arg in
+            Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue().f()
+            return nil
+        }, box)
+        pthread_detach(tid)
+    }
+}
