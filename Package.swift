@@ -19,6 +19,7 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
 
+        .target(name: "CSupport"),
         .target(name: "Config"),
         .target(name: "TensorCore", dependencies: ["CBLAS"]),
         .target(name: "NN", dependencies: ["TensorCore", "Config"]),
@@ -27,7 +28,7 @@ let package = Package(
         .target(name: "Datasets", dependencies: ["TensorCore", "Formats"]),
         .target(name: "Comm", dependencies: ["TensorCore", "CZMQ"]),
         .target(name: "Train", dependencies: ["Config", "TensorCore", "NN", "Optim", "Formats", "Datasets", "Comm"]),
-        .target(name: "Cluster", dependencies: ["Train", "Comm", "Formats"]),
+        .target(name: "Cluster", dependencies: ["Train", "Comm", "Formats", "CSupport"]),
         .executableTarget(name: "ringtrain", dependencies: [
             "Train", "Cluster", "Comm",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

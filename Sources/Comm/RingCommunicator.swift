@@ -89,6 +89,9 @@ public final class RingCommunicator: Communicator {
     /// Communication-thread state.
     private var failure: CommError?
     private var predFd: Int32 = -1
+    /// Sticky: a neighbour's connection has closed (it may have finished, or died).
+    private var successorGone = false
+    private var predecessorGone = false
     private var predAddress: String?
     private var acceptedPeers: [Int32: String] = [:]
     private var header = [UInt8](repeating: 0, count: FrameHeader.size)
@@ -184,16 +187,21 @@ public final class RingCommunicator: Communicator {
         return CommError(.transport, rank: rank, peer: nil, "\(error)")
     }
 
-    /// Records the failure and tells the successor, so the news travels around the ring.
+    /// Records the failure and tells the successor, so the news travels around the ring. The
+    /// abort queues behind any data frames already sent; waiting (bounded) for all of them to
+    /// leave means the successor reads the reason before it sees this process close.
     private func fail(_ e: CommError) {
         failure = e
+        if successorGone || (e.reason == .peerLost && e.peer == successor) { return }
         let culprit = e.peer ?? rank
-        let reason = e.reason == .aborted ? e.message : e.description
+        let reason = Array((e.reason == .aborted ? e.message : e.description).utf8)
         let h = FrameHeader(kind: .abort, step: 0, runID: runID, sequence: 0, bucket: culprit, chunk: 0,
-                            bytes: reason.utf8.count)
-        _ = try? push.send(h.encoded, more: true, dontWait: true)
-        _ = try? push.send(Array(reason.utf8), dontWait: true)
+                            bytes: reason.count)
+        _ = try? push.set(ZMQ_SNDTIMEO, 1000)
+        if (try? push.send(h.encoded, more: true)) == true { _ = try? push.send(reason) }
         _ = tracker.waitForAll(timeout: 1)
+        // Copied frames are not tracked: give libzmq's I/O thread a moment to write the abort.
+        _ = try? ZPoll.wait([ZPoll.Item(pushMonitor.pair, read: true)], timeoutMs: 50)
     }
 
     /// A contiguous piece of a buffer that travels as one frame.
@@ -247,6 +255,18 @@ public final class RingCommunicator: Communicator {
             }
             if progressed { last = monotonicSeconds(); continue }
             try checkConnections()
+            // A neighbour that has closed matters only if this step still needs it. A closed
+            // predecessor may have left frames in flight: look once more before giving up.
+            if successorGone && si < send.count {
+                try awaitAbort(grace: min(1, options.timeout / 2))
+                throw CommError(.peerLost, rank: rank, peer: successor,
+                                "connection to rank \(successor) at \(peers[successor]) closed during \(what)")
+            }
+            if predecessorGone && ri < recv.count {
+                if try ZPoll.wait([ZPoll.Item(pull, read: true)], timeoutMs: 100)[0].readable { continue }
+                throw CommError(.peerLost, rank: rank, peer: predecessor,
+                                "connection from rank \(predecessor) (\(predAddress ?? "?")) closed during \(what)")
+            }
             let waited = monotonicSeconds() - last
             if waited > timeout {
                 let (peer, dir) = ri < recv.count ? (predecessor, "from") : (successor, "to")
@@ -287,20 +307,36 @@ public final class RingCommunicator: Communicator {
         return payload
     }
 
+    /// The successor's connection closed: it died, or it failed for another reason and exited.
+    /// In the second case the reason is travelling around the ring towards us; wait briefly for
+    /// it so that every rank reports the same culprit.
+    private func awaitAbort(grace: Double) throws {
+        let deadline = monotonicSeconds() + grace
+        while monotonicSeconds() < deadline {
+            try checkConnections()
+            let readable = try ZPoll.wait([ZPoll.Item(pull, read: true)], timeoutMs: 20)[0].readable
+            if !readable && predecessorGone { return }   // nobody left to tell us
+            guard readable, let first = try pull.receiveMessage(dontWait: true) else { continue }
+            if case .success(let h) = FrameHeader.decode(UnsafeRawBufferPointer(start: first.data, count: first.count)),
+               h.kind == .abort, first.more {
+                let text = (try pull.receiveMessage()).map { String(decoding: $0.bytes, as: UTF8.self) } ?? ""
+                throw CommError(.aborted, rank: rank, peer: Int(h.bucket), text)
+            }
+            drain(first)
+        }
+    }
+
     /// Discards the remaining parts of a multipart message.
     private func drain(_ first: ZMessage) {
         var more = first.more
         while more, let m = try? pull.receiveMessage(dontWait: true) { more = m.more }
     }
 
-    /// Turns socket-monitor events into errors: the successor's connection closing, or the
-    /// predecessor's (other connections to the input — strangers — are ignored).
+    /// Reads socket-monitor events: notes when the successor's connection or the
+    /// predecessor's closes (other connections to the input — strangers — are ignored).
     private func checkConnections() throws {
         while let ev = try pushMonitor.next() {
-            if ev.event == ZMQ_EVENT_DISCONNECTED {
-                throw CommError(.peerLost, rank: rank, peer: successor,
-                                "connection to rank \(successor) at \(peers[successor]) closed")
-            }
+            if ev.event == ZMQ_EVENT_DISCONNECTED { successorGone = true }
         }
         while let ev = try listener.monitor.next() {
             if ev.event == ZMQ_EVENT_ACCEPTED {
@@ -308,10 +344,7 @@ public final class RingCommunicator: Communicator {
                 if predFd < 0, let a = predAddress, acceptedPeers[ev.value] == a { predFd = ev.value }
             } else if ev.event == ZMQ_EVENT_DISCONNECTED {
                 acceptedPeers[ev.value] = nil
-                if ev.value == predFd {
-                    throw CommError(.peerLost, rank: rank, peer: predecessor,
-                                    "connection from rank \(predecessor) (\(predAddress ?? "?")) closed")
-                }
+                if ev.value == predFd { predecessorGone = true }
             }
         }
     }

@@ -91,3 +91,24 @@ public enum Fixtures {
         return (exit, String(decoding: out, as: UTF8.self))
     }
 }
+
+extension Fixtures {
+    /// The `ringtrain` executable built next to the test bundle.
+    public static var ringtrain: String {
+        var buf = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buf, buf.count - 1)
+        let dir = n > 0 ? FileIO.directory(of: String(cString: buf)) : packageRoot + "/.build/debug"
+        return dir + "/ringtrain"
+    }
+
+    /// key=value fields of the output lines that start with `tag`.
+    public static func records(_ output: String, _ tag: String) -> [[String: String]] {
+        output.split(separator: "\n").filter { $0.hasPrefix(tag + " ") }.map { line in
+            var d: [String: String] = [:]
+            for w in line.split(separator: " ") {
+                if let eq = w.firstIndex(of: "=") { d[String(w[..<eq])] = String(w[w.index(after: eq)...]) }
+            }
+            return d
+        }
+    }
+}

@@ -1,0 +1,247 @@
+import ArgumentParser
+import Cluster
+import Comm
+import Glibc
+import TensorCore
+import Train
+
+/// Byte sizes written like `4KiB`, `64MiB`, `1000003` (bytes).
+struct ByteSize: ExpressibleByArgument, CustomStringConvertible {
+    let bytes: Int
+    init?(argument: String) {
+        let units: [(String, Int)] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("GB", 1_000_000_000),
+                                      ("MB", 1_000_000), ("KB", 1000), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10), ("B", 1)]
+        var mult = 1, num = argument
+        for (u, m) in units where argument.hasSuffix(u) { mult = m; num = String(argument.dropLast(u.count)); break }
+        guard let v = Int(num), v >= 0 else { return nil }
+        bytes = v * mult
+    }
+    var description: String {
+        if bytes >= 1 << 20 && bytes % (1 << 20) == 0 { return "\(bytes >> 20)MiB" }
+        if bytes >= 1 << 10 && bytes % (1 << 10) == 0 { return "\(bytes >> 10)KiB" }
+        return "\(bytes)B"
+    }
+}
+
+/// Starts `world` copies of `ringtrain comm-worker` on this host around a rendezvous and waits
+/// for them. Returns the exit code of each rank.
+func launchCommWorkers(world: Int, workerArguments: [String], timeout: Double,
+                       onStarted: ((ProcessGroup) -> Void)? = nil) throws -> [Int32] {
+    let ctx = ZContext()
+    let router = try ZSocket(ctx, .router)
+    try router.bind("tcp://127.0.0.1:*")
+    let group = ProcessGroup()
+    let exe = ProcessGroup.currentExecutable
+    for r in 0..<world {
+        try group.start([exe, "comm-worker", "--rendezvous", router.lastEndpoint, "--rank", String(r),
+                         "--world", String(world)] + workerArguments,
+                        environment: ["OPENBLAS_NUM_THREADS": "1"], name: "rank \(r)", prefix: "")
+    }
+    do {
+        try Rendezvous.serve(router, world: world, runID: UInt64.random(in: 1...UInt64.max), timeout: timeout)
+    } catch {
+        group.stopAll()
+        throw error
+    }
+    onStarted?(group)
+    var codes = [Int32](repeating: -1, count: world)
+    while let (child, code) = group.waitAny(timeout: 3600) {
+        if let r = group.children.firstIndex(where: { $0.pid == child.pid }) { codes[r] = code }
+    }
+    group.flush()
+    return codes
+}
+
+struct BenchAllReduce: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "allreduce",
+        abstract: "Ring all-reduce bandwidth between local worker processes (nccl-tests columns).",
+        discussion: "algbw = size / time; busbw = algbw · 2(N−1)/N. Every result is checked against the plain sum.")
+
+    @Option(help: "Worker processes.") var workers = 2
+    @Option(name: .customLong("size"), help: "Buffer size, e.g. 4KiB, 64MiB (repeatable).") var sizes: [ByteSize] = []
+    @Option(help: "Timed iterations per size (default: enough for ~0.5 s, at least 5).") var iters: Int?
+    @Option(help: "Frame size.") var chunk = ByteSize(argument: "512KiB")!
+    @Option(help: "Interface address each worker binds its ring input to.") var bind = "127.0.0.1"
+
+    func validate() throws {
+        guard workers >= 2 else { throw ValidationError("--workers must be at least 2") }
+    }
+
+    func run() throws {
+        let list = sizes.isEmpty ? ["4KiB", "1MiB", "4MiB", "16MiB", "64MiB"].map { ByteSize(argument: $0)! } : sizes
+        var args = ["--mode", "bench", "--chunk", String(chunk.bytes), "--bind", bind]
+        for s in list { args += ["--size", String(s.bytes)] }
+        if let i = iters { args += ["--iters", String(i)] }
+        let codes = try launchCommWorkers(world: workers, workerArguments: args, timeout: 60)
+        if codes.contains(where: { $0 != 0 }) { throw CLIError("worker exit codes \(codes)") }
+    }
+}
+
+/// One rank of a communication benchmark or check (started by `bench allreduce` and tests).
+struct CommWorker: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "comm-worker", abstract: "One rank of a communication run.",
+                                                    shouldDisplay: false)
+
+    @Option var rendezvous: String
+    @Option var rank: Int
+    @Option var world: Int
+    @Option var mode = "check"
+    @Option(name: .customLong("size")) var sizes: [Int] = []
+    @Option var iters: Int?
+    @Option var chunk = 512 << 10
+    @Option var timeout = 30.0
+    @Option var bind = "127.0.0.1"
+
+    func run() throws {
+        ProcessGroup.bindToParent()
+        let listener = try RingListener(bind: "tcp://\(bind):*")
+        let (peers, runID) = try Rendezvous.join(rendezvous, rank: rank, ringEndpoint: listener.endpoint, timeout: timeout)
+        let comm = try RingCommunicator(listener: listener, rank: rank, peers: peers, runID: runID,
+                                        options: .init(timeout: timeout, connectTimeout: timeout, chunkBytes: chunk))
+        do {
+            switch mode {
+            case "bench": try bench(comm)
+            case "soak": try soak(comm)
+            default: try check(comm)
+            }
+        } catch let e as CommError {
+            print("COMMERROR rank=\(rank) peer=\(e.peer.map(String.init) ?? "-") reason=\(e.reason.rawValue) t=\(monotonicSeconds()) \(e)")
+            fflush(stdout)
+            Glibc.exit(3)
+        }
+    }
+
+    /// Integer-valued test data: sums are exact in Float for these magnitudes.
+    static func value(_ rank: Int, _ i: Int) -> Float { Float((i &* 7 &+ rank &* 13) % 101 - 50) }
+
+    func fill(_ b: UnsafeMutableBufferPointer<Float>) {
+        for i in 0..<b.count { b[i] = Self.value(rank, i) }
+    }
+
+    func verifySum(_ b: UnsafeMutableBufferPointer<Float>, what: String) throws {
+        for i in 0..<b.count {
+            var s: Float = 0
+            for r in 0..<world { s += Self.value(r, i) }
+            if b[i] != s { throw CLIError("rank \(rank): \(what): element \(i) is \(b[i]), expected \(s)") }
+        }
+    }
+
+    func bench(_ comm: RingCommunicator) throws {
+        if rank == 0 {
+            print("# workers \(world), chunk \(chunk) bytes; algbw = S/t, busbw = algbw·2(N−1)/N")
+            print("RESULT-HEADER size time_ms algbw_GBps busbw_GBps check")
+        }
+        for bytes in sizes {
+            let n = bytes / 4
+            let buf = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(n, 1))
+            defer { buf.deallocate() }
+            let b = UnsafeMutableBufferPointer(rebasing: buf[0..<n])
+            fill(b)
+            try comm.allReduceSum(b)
+            try verifySum(b, what: "all-reduce of \(bytes) bytes")
+            // Warm-up sets the iteration count so each size runs about half a second.
+            let t0 = monotonicSeconds()
+            try comm.allReduceSum(b)
+            let once = max(monotonicSeconds() - t0, 1e-6)
+            var reps = iters ?? max(5, min(2000, Int(0.5 / once)))
+            var agreed = [Float(reps)]
+            try agreed.withUnsafeMutableBufferPointer { try comm.broadcast($0, root: 0) }
+            reps = Int(agreed[0])
+            try comm.barrier()
+            let start = monotonicSeconds()
+            for _ in 0..<reps { try comm.allReduceSum(b) }
+            let t = (monotonicSeconds() - start) / Double(reps)
+            if rank == 0 {
+                let alg = Double(bytes) / t / 1e9
+                let bus = alg * 2 * Double(world - 1) / Double(world)
+                print("RESULT size=\(bytes) time_ms=\(fmt(t * 1e3, 3)) algbw_GBps=\(fmt(alg, 2)) busbw_GBps=\(fmt(bus, 2)) check=ok")
+                fflush(stdout)
+            }
+        }
+    }
+
+    func check(_ comm: RingCommunicator) throws {
+        for n in sizes {
+            let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(n, 1))
+            defer { b.deallocate() }
+            let v = UnsafeMutableBufferPointer(rebasing: b[0..<n])
+            fill(v)
+            try comm.allReduceSum(v)
+            try verifySum(v, what: "all-reduce of \(n) floats")
+            fill(v)
+            try comm.allReduceMean(v)
+            for i in 0..<n {
+                var s: Float = 0
+                for r in 0..<world { s += Self.value(r, i) }
+                if abs(v[i] - s / Float(world)) > 1e-5 * max(1, abs(s)) {
+                    throw CLIError("rank \(rank): mean of \(n): element \(i) is \(v[i]), expected \(s / Float(world))")
+                }
+            }
+            for root in 0..<world {
+                for i in 0..<n { v[i] = rank == root ? Self.value(root, i) : .nan }
+                try comm.broadcast(v, root: root)
+                for i in 0..<n where v[i] != Self.value(root, i) {
+                    throw CLIError("rank \(rank): broadcast of \(n) from \(root): element \(i) is \(v[i])")
+                }
+            }
+        }
+        try comm.barrier()
+        let g = try comm.allGather(Array("rank-\(rank)".utf8))
+        guard g.map({ String(decoding: $0, as: UTF8.self) }) == (0..<world).map({ "rank-\($0)" }) else {
+            throw CLIError("rank \(rank): all-gather returned \(g)")
+        }
+        print("CHECK OK rank=\(rank) sizes=\(sizes)")
+    }
+
+    /// All-reduces one buffer until something fails (for fault tests).
+    func soak(_ comm: RingCommunicator) throws {
+        let n = sizes.first ?? (1 << 20)
+        let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(n, 1))
+        defer { b.deallocate() }
+        var k = 0
+        print("SOAK START rank=\(rank)")
+        fflush(stdout)
+        while iters.map({ k < $0 }) ?? true {
+            fill(b)
+            try comm.allReduceSum(b)
+            k += 1
+        }
+        print("SOAK DONE rank=\(rank) iterations=\(k)")
+    }
+}
+
+/// Starts local comm workers for tests and reports each rank's exit code; can SIGKILL one rank
+/// partway through to exercise failure handling.
+struct CommTest: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "comm-test", abstract: "Multi-process communication check.",
+                                                    shouldDisplay: false)
+
+    @Option var workers = 2
+    @Option var mode = "check"
+    @Option(name: .customLong("size")) var sizes: [Int] = []
+    @Option var iters: Int?
+    @Option var chunk = 512 << 10
+    @Option var timeout = 30.0
+    @Option var killRank: Int?
+    @Option var killAfter = 1.0
+
+    func run() throws {
+        var args = ["--mode", mode, "--chunk", String(chunk), "--timeout", String(timeout)]
+        for s in sizes { args += ["--size", String(s)] }
+        if let i = iters { args += ["--iters", String(i)] }
+        let codes = try launchCommWorkers(world: workers, workerArguments: args, timeout: 60) { group in
+            guard let k = killRank else { return }
+            Thread.sleep(seconds: killAfter)
+            let victim = group.children[k]
+            kill(victim.pid, SIGKILL)
+            print("KILLED rank=\(k) t=\(monotonicSeconds())")
+            fflush(stdout)
+        }
+        for (r, c) in codes.enumerated() { print("EXIT rank=\(r) code=\(c)") }
+    }
+}
+
+enum Thread {
+    static func sleep(seconds: Double) { usleep(UInt32(max(0, seconds) * 1_000_000)) }
+}

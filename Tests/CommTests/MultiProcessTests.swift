@@ -1,0 +1,42 @@
+import Comm
+import TestSupport
+import Testing
+
+/// Real processes over loopback TCP: `ringtrain comm-test` starts N `comm-worker` processes that
+/// check sum, mean, broadcast from every root, barrier and all-gather against plain sums.
+@Test(.timeLimit(.minutes(3)), arguments: [1, 2, 3, 4, 5, 8])
+func multiProcessCollectivesEqualPlainSums(world: Int) throws {
+    guard world > 1 else {
+        // World size 1 has no processes to start: the local communicator is the identity.
+        var v: [Float] = [1, 2, 3]
+        try v.withUnsafeMutableBufferPointer { try LocalCommunicator().allReduceMean($0) }
+        #expect(v == [1, 2, 3])
+        return
+    }
+    var args = [Fixtures.ringtrain, "comm-test", "--workers", String(world), "--chunk", "65536", "--timeout", "20"]
+    for n in [0, 1, world - 1, world, world + 1, 1_000_003] { args += ["--size", String(n)] }
+    let r = Fixtures.run(args)
+    #expect(r.status == 0, "\(r.output)")
+    #expect(Fixtures.records(r.output, "CHECK").count == world, "\(r.output)")
+    #expect(Fixtures.records(r.output, "EXIT").allSatisfy { $0["code"] == "0" }, "\(r.output)")
+}
+
+/// SIGKILL one of four ranks in the middle of a stream of all-reduces: every survivor's
+/// collective fails with a CommError naming rank 2, within the 2 s timeout.
+@Test(.timeLimit(.minutes(2)))
+func killedRankIsReportedByEverySurvivor() throws {
+    let r = Fixtures.run([Fixtures.ringtrain, "comm-test", "--workers", "4", "--mode", "soak",
+                          "--size", "2000000", "--timeout", "2", "--kill-rank", "2", "--kill-after", "1.5"])
+    let killed = try #require(Fixtures.records(r.output, "KILLED").first, "\(r.output)")
+    let killedAt = try #require(Double(killed["t"] ?? ""))
+    let errors = Fixtures.records(r.output, "COMMERROR")
+    #expect(Set(errors.compactMap { $0["rank"] }) == ["0", "1", "3"], "\(r.output)")
+    for e in errors {
+        #expect(e["peer"] == "2", "\(r.output)")
+        let t = try #require(Double(e["t"] ?? ""))
+        #expect(t - killedAt < 2.5, "rank \(e["rank"]!) took \(t - killedAt) s")
+    }
+    let exits = Fixtures.records(r.output, "EXIT")
+    #expect(exits.first { $0["rank"] == "2" }?["code"] == "137")
+    #expect(exits.filter { $0["rank"] != "2" }.allSatisfy { $0["code"] == "3" }, "\(r.output)")
+}
