@@ -26,7 +26,7 @@ let package = Package(
         .target(name: "Optim", dependencies: ["TensorCore", "NN"]),
         .target(name: "Formats", dependencies: ["Config", "CZlib", "Yams"]),
         .target(name: "Datasets", dependencies: ["TensorCore", "Formats"]),
-        .target(name: "Comm", dependencies: ["TensorCore", "CZMQ"]),
+        .target(name: "Comm", dependencies: ["TensorCore", "CZMQ", "CSupport"]),
         .target(name: "Train", dependencies: ["Config", "TensorCore", "NN", "Optim", "Formats", "Datasets", "Comm"]),
         .target(name: "Cluster", dependencies: ["Train", "Comm", "Formats", "CSupport"]),
         .executableTarget(name: "ringtrain", dependencies: [

@@ -17,14 +17,14 @@ extension RingCommunicator {
     func ringAllReduce(_ buf: UnsafeMutableBufferPointer<Float>, mean: Bool, bucket: Int, seq: UInt64) throws {
         let n = buf.count, w = worldSize
         guard n > 0, let base = buf.baseAddress else { return }
-        func piecesOf(_ r: Range<Int>) -> [Piece] {
-            pieces(UnsafeMutableRawPointer(base + r.lowerBound), r.count * 4)
+        func piecesOf(_ r: Range<Int>, output: Bool) -> [Piece] {
+            pieces(UnsafeMutableRawPointer(base + r.lowerBound), r.count * 4, output: output)
         }
         let what = "all-reduce of \(n) floats, bucket \(bucket)"
         for s in 0..<(w - 1) {
             try exchange(seq: seq + 1, bucket: bucket, step: s, what: what,
-                         send: piecesOf(segment(rank - s, n)), recv: piecesOf(segment(rank - s - 1, n))) { p, m in
-                addFloats(from: m.data, into: p.base.assumingMemoryBound(to: Float.self), count: p.bytes / 4)
+                         send: piecesOf(segment(rank - s, n), output: true), recv: piecesOf(segment(rank - s - 1, n), output: false)) { p, data, _ in
+                addFloats(from: data, into: p.base.assumingMemoryBound(to: Float.self), count: p.bytes / 4)
             }
         }
         if mean {
@@ -34,8 +34,8 @@ extension RingCommunicator {
         }
         for s in 0..<(w - 1) {
             try exchange(seq: seq + 1, bucket: bucket, step: w - 1 + s, what: what,
-                         send: piecesOf(segment(rank + 1 - s, n)), recv: piecesOf(segment(rank - s, n))) { p, m in
-                p.base.copyMemory(from: m.data, byteCount: p.bytes)
+                         send: piecesOf(segment(rank + 1 - s, n), output: true), recv: piecesOf(segment(rank - s, n), output: false)) { p, data, _ in
+                p.base.copyMemory(from: data, byteCount: p.bytes)
             }
         }
         try finishSends(what)
@@ -48,13 +48,13 @@ extension RingCommunicator {
         guard buf.count > 0, let base = buf.baseAddress else { return }
         let w = worldSize
         let position = (rank - root + w) % w
-        let all = pieces(base, buf.count)
         let what = "broadcast of \(buf.count) bytes from rank \(root)"
         var received = 0
         try exchange(seq: seq + 1, bucket: 0, step: 0, what: what,
-                     send: position == w - 1 ? [] : all, recv: position == 0 ? [] : all,
-                     sendAllowed: position == 0 ? nil : { received }) { p, m in
-            p.base.copyMemory(from: m.data, byteCount: p.bytes)
+                     send: position == w - 1 ? [] : pieces(base, buf.count, output: true),
+                     recv: position == 0 ? [] : pieces(base, buf.count, output: false),
+                     sendAllowed: position == 0 ? nil : { received }) { p, data, _ in
+            p.base.copyMemory(from: data, byteCount: p.bytes)
             received += 1
         }
         try finishSends(what)
@@ -83,11 +83,12 @@ extension RingCommunicator {
             let from = ((rank - s - 1) % w + w) % w
             try exchange(seq: seq + 1, bucket: 0, step: s, what: "all-gather",
                          send: [stable(out[((rank - s) % w + w) % w])],
-                         recv: [Piece(base: storage[0].baseAddress!, bytes: -1, index: 0)], anySize: true) { _, m in
-                guard m.count <= limit else {
-                    throw CommError(.badFrame, rank: rank, peer: predecessor, "all-gather payload of \(m.count) bytes exceeds \(limit)")
+                         recv: [Piece(base: storage[0].baseAddress!, bytes: -1, index: 0)], anySize: true,
+                         sharedMemory: false) { _, data, count in
+                guard count <= limit else {
+                    throw CommError(.badFrame, rank: rank, peer: predecessor, "all-gather payload of \(count) bytes exceeds \(limit)")
                 }
-                out[from] = m.bytes
+                out[from] = Array(UnsafeRawBufferPointer(start: data, count: count))
             }
         }
         return out

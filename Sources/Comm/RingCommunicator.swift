@@ -63,10 +63,18 @@ public final class RingCommunicator: Communicator {
         /// Bytes per frame: large enough to amortise per-message costs, small enough that
         /// transfer and reduction pipeline (measured: docs/benchmarks.md).
         public var chunkBytes = 512 << 10
-        public init(timeout: Double = 30, connectTimeout: Double = 30, chunkBytes: Int = 512 << 10) {
+        /// Use shared memory for edges between processes on the same host.
+        public var sharedMemory = true
+        /// Frames buffered per shared-memory edge, and their size: small enough that the
+        /// slots stay in cache between the writer's copy and the reader's add.
+        public var sharedMemorySlots = 16
+        public var sharedMemoryChunkBytes = 128 << 10
+        public init(timeout: Double = 30, connectTimeout: Double = 30, chunkBytes: Int = 512 << 10,
+                    sharedMemory: Bool = true) {
             self.timeout = timeout
             self.connectTimeout = connectTimeout
             self.chunkBytes = chunkBytes
+            self.sharedMemory = sharedMemory
         }
     }
 
@@ -94,6 +102,12 @@ public final class RingCommunicator: Communicator {
     private var predecessorGone = false
     private var predAddress: String?
     private var acceptedPeers: [Int32: String] = [:]
+    /// Shared-memory edges (set up when a neighbour is on this host): this rank's segment
+    /// (bell + inbox), the successor's (our outbox) and the predecessor's (to ring its bell).
+    private var mine: SharedSegment?
+    private var inbox: SharedSegment?
+    private var outbox: SharedSegment?
+    private var predSegment: SharedSegment?
     private var header = [UInt8](repeating: 0, count: FrameHeader.size)
 
     /// Forms the ring: connects to the successor's endpoint and exchanges hello frames with
@@ -113,6 +127,44 @@ public final class RingCommunicator: Communicator {
         if worldSize > 1 {
             try push.connect(peers[successor])
             try queue.sync { try formRing() }
+            if options.sharedMemory { try setUpSharedMemory() }
+        }
+    }
+
+    /// How each edge of this rank travels: "shm" or "tcp" for (input, output).
+    public var transport: (input: String, output: String) {
+        queue.sync { (inbox != nil ? "shm" : "tcp", outbox != nil ? "shm" : "tcp") }
+    }
+
+    /// Switches edges between processes on the same host to shared memory. Every step is
+    /// agreed through all-gathers over TCP, so both ends of an edge switch together, and any
+    /// rank's failure leaves the whole ring on TCP.
+    private func setUpSharedMemory() throws {
+        let ids = try allGather(Array(hostIdentity().utf8))
+        let useIn = ids[predecessor] == ids[rank], useOut = ids[successor] == ids[rank]
+        let slotBytes = (max(4, options.sharedMemoryChunkBytes) + 63) / 64 * 64
+        let slots = max(2, options.sharedMemorySlots)
+        func name(_ r: Int) -> String { "/ringtrain-\(String(runID, radix: 16))-\(r)" }
+        var own: SharedSegment?
+        var ok = true
+        if useIn || useOut {
+            do { own = try SharedSegment.create(name(rank), slots: slots, slotBytes: slotBytes) } catch { ok = false }
+        }
+        // Everyone has created its segment (or failed) once this returns.
+        guard try allGather([ok ? 1 : 0]).allSatisfy({ $0 == [1] }) else { own?.unlink(); return }
+        var out: SharedSegment?, pred: SharedSegment?
+        do {
+            if useOut { out = try SharedSegment.open(name(successor), slots: slots, slotBytes: slotBytes) }
+            if useIn { pred = try SharedSegment.open(name(predecessor), slots: slots, slotBytes: slotBytes) }
+        } catch { ok = false }
+        let agreed = try allGather([ok ? 1 : 0]).allSatisfy { $0 == [1] }
+        own?.unlink()   // mapped by everyone who needs it: the name is no longer needed
+        guard agreed else { return }
+        queue.sync {
+            mine = own
+            inbox = useIn ? own : nil
+            predSegment = pred
+            outbox = out
         }
     }
 
@@ -211,9 +263,11 @@ public final class RingCommunicator: Communicator {
         let index: Int
     }
 
-    /// Splits `bytes` at `base` into frames of at most `chunkBytes`, 4-byte aligned.
-    func pieces(_ base: UnsafeMutableRawPointer, _ bytes: Int) -> [Piece] {
-        let chunk = max(4, options.chunkBytes / 4 * 4)
+    /// Splits `bytes` at `base` into frames for the output edge (or the input edge) —
+    /// at most the edge's chunk size, 4-byte aligned.
+    func pieces(_ base: UnsafeMutableRawPointer, _ bytes: Int, output: Bool) -> [Piece] {
+        let shm = output ? outbox != nil : inbox != nil
+        let chunk = max(4, (shm ? options.sharedMemoryChunkBytes : options.chunkBytes) / 4 * 4)
         return stride(from: 0, to: bytes, by: chunk).enumerated().map {
             Piece(base: base + $0.element, bytes: min(chunk, bytes - $0.element), index: $0.offset)
         }
@@ -224,36 +278,56 @@ public final class RingCommunicator: Communicator {
     /// forwarding rank sends what it has received). Throws on timeout, loss or a bad frame.
     func exchange(seq: UInt64, bucket: Int, step: Int, what: String,
                   send: [Piece], recv: [Piece], anySize: Bool = false,
-                  kind: FrameHeader.Kind = .data, timeout: Double? = nil,
+                  kind: FrameHeader.Kind = .data, timeout: Double? = nil, sharedMemory: Bool = true,
                   sendAllowed: (() -> Int)? = nil,
-                  onReceive: (Piece, ZMessage) throws -> Void) throws {
+                  onReceive: (Piece, UnsafeRawPointer, Int) throws -> Void) throws {
         let timeout = timeout ?? options.timeout
+        let outbox = sharedMemory ? self.outbox : nil, inbox = sharedMemory ? self.inbox : nil
         var si = 0, ri = 0
         var last = monotonicSeconds()
         while si < send.count || ri < recv.count {
             var progressed = false
+            let bell = mine?.bellValue ?? 0     // read before looking, so no ring is missed
             let allowed = sendAllowed?() ?? send.count
             while si < min(send.count, allowed) {
                 let p = send[si]
                 let h = FrameHeader(kind: kind, step: step, runID: runID, sequence: seq, bucket: bucket,
                                     chunk: p.index, bytes: p.bytes)
-                h.encode(into: &header)
-                guard try push.send(header, more: true, dontWait: true) else { break }
-                try push.sendNoCopy(UnsafeRawBufferPointer(start: p.base, count: p.bytes), tracker: tracker)
+                if let out = outbox {
+                    guard out.tryWrite(h, p.base, p.bytes) else { break }
+                } else {
+                    h.encode(into: &header)
+                    guard try push.send(header, more: true, dontWait: true) else { break }
+                    try push.sendNoCopy(UnsafeRawBufferPointer(start: p.base, count: p.bytes), tracker: tracker)
+                }
                 si += 1
                 progressed = true
             }
             while ri < recv.count {
-                guard let first = try pull.receiveMessage(dontWait: true) else { break }
                 let p = recv[ri]
                 let expected = FrameHeader(kind: kind, step: step, runID: runID, sequence: seq, bucket: bucket,
                                            chunk: p.index, bytes: max(p.bytes, 0))
-                let payload = try readFrame(first, expected: expected, anySize: anySize, what: what)
-                try onReceive(p, payload)
+                if let inb = inbox, let prod = predSegment {
+                    guard let slot = inb.peek() else { break }
+                    let h = try checkHeader(UnsafeRawBufferPointer(start: slot, count: FrameHeader.size),
+                                            expected: expected, anySize: anySize, what: what, drainFrom: nil)
+                    guard Int(h.bytes) <= inb.slotBytes else {
+                        throw CommError(.badFrame, rank: rank, peer: predecessor, "shared-memory frame of \(h.bytes) bytes exceeds its slot")
+                    }
+                    try onReceive(p, slot + 64, Int(h.bytes))
+                    inb.release(producer: prod)
+                } else {
+                    guard let first = try pull.receiveMessage(dontWait: true) else { break }
+                    let payload = try readFrame(first, expected: expected, anySize: anySize, what: what)
+                    try onReceive(p, payload.data, payload.count)
+                }
                 ri += 1
                 progressed = true
             }
             if progressed { last = monotonicSeconds(); continue }
+            if inbox != nil, let stray = try pull.receiveMessage(dontWait: true) {
+                try rejectStray(stray, what: what)
+            }
             try checkConnections()
             // A neighbour that has closed matters only if this step still needs it. A closed
             // predecessor may have left frames in flight: look once more before giving up.
@@ -263,6 +337,7 @@ public final class RingCommunicator: Communicator {
                                 "connection to rank \(successor) at \(peers[successor]) closed during \(what)")
             }
             if predecessorGone && ri < recv.count {
+                if inbox?.peek() != nil { continue }
                 if try ZPoll.wait([ZPoll.Item(pull, read: true)], timeoutMs: 100)[0].readable { continue }
                 throw CommError(.peerLost, rank: rank, peer: predecessor,
                                 "connection from rank \(predecessor) (\(predAddress ?? "?")) closed during \(what)")
@@ -273,38 +348,70 @@ public final class RingCommunicator: Communicator {
                 throw CommError(.timeout, rank: rank, peer: peer,
                                 "no progress \(dir) rank \(peer) for \(fmtSeconds(waited)) in \(what) (seq \(seq), step \(step))")
             }
-            var items = [ZPoll.Item(listener.monitor.pair, read: true), ZPoll.Item(pushMonitor.pair, read: true)]
-            if ri < recv.count { items.append(ZPoll.Item(pull, read: true)) }
-            if si < min(send.count, sendAllowed?() ?? send.count) { items.append(ZPoll.Item(push, write: true)) }
-            _ = try ZPoll.wait(items, timeoutMs: max(1, min(200, Int((timeout - waited) * 1000) + 1)))
+            var items = [ZPoll.Item(listener.monitor.pair, read: true), ZPoll.Item(pushMonitor.pair, read: true),
+                         ZPoll.Item(pull, read: true)]
+            if outbox == nil && si < min(send.count, sendAllowed?() ?? send.count) { items.append(ZPoll.Item(push, write: true)) }
+            if let m = mine, inbox != nil || outbox != nil {
+                // Shared-memory edges ring this rank's bell; socket events are checked between naps.
+                let onlyShm = (inbox != nil || ri == recv.count) && (outbox != nil || si == send.count)
+                m.sleep(seen: bell, ms: onlyShm ? 5 : 1)
+                _ = try ZPoll.wait(items, timeoutMs: 0)
+            } else {
+                _ = try ZPoll.wait(items, timeoutMs: max(1, min(200, Int((timeout - waited) * 1000) + 1)))
+            }
         }
     }
 
     /// Reads the rest of a two-part frame whose first part is `first`, checking the header
     /// against what must come next. Returns the payload.
     private func readFrame(_ first: ZMessage, expected: FrameHeader, anySize: Bool, what: String) throws -> ZMessage {
-        func bad(_ m: String) -> CommError {
-            drain(first)
-            return CommError(.badFrame, rank: rank, peer: predecessor,
-                             "invalid frame on the ring input from rank \(predecessor) during \(what): \(m)")
+        guard first.more else {
+            throw badFrame("a single \(first.count)-byte part, expected a header and a payload", what: what, drainFrom: first)
         }
-        guard first.more else { throw bad("a single \(first.count)-byte part, expected a header and a payload") }
+        let h = try checkHeader(UnsafeRawBufferPointer(start: first.data, count: first.count),
+                                expected: expected, anySize: anySize, what: what, drainFrom: first)
+        guard let payload = try pull.receiveMessage(), !payload.more, payload.count == Int(h.bytes) else {
+            throw badFrame("payload does not match its header (\(h.summary))", what: what, drainFrom: first)
+        }
+        return payload
+    }
+
+    /// Decodes a header and checks it is exactly the expected one (an abort becomes its error).
+    private func checkHeader(_ raw: UnsafeRawBufferPointer, expected: FrameHeader, anySize: Bool, what: String,
+                             drainFrom: ZMessage?) throws -> FrameHeader {
         let h: FrameHeader
-        switch FrameHeader.decode(UnsafeRawBufferPointer(start: first.data, count: first.count)) {
-        case .failure(.malformed(let m)): throw bad(m)
+        switch FrameHeader.decode(raw) {
+        case .failure(.malformed(let m)): throw badFrame(m, what: what, drainFrom: drainFrom)
         case .success(let x): h = x
         }
-        if h.kind == .abort {
+        if h.kind == .abort, drainFrom != nil {
             let text = (try? pull.receiveMessage()).flatMap { $0 }.map { String(decoding: $0.bytes, as: UTF8.self) } ?? ""
             throw CommError(.aborted, rank: rank, peer: Int(h.bucket), text)
         }
         var e = expected
         if anySize { e.bytes = h.bytes }
-        guard h == e else { throw bad("expected \(e.summary), got \(h.kind) \(h.summary)") }
-        guard let payload = try pull.receiveMessage(), !payload.more, payload.count == Int(h.bytes) else {
-            throw bad("payload does not match its header (\(h.summary))")
+        guard h == e else { throw badFrame("expected \(e.summary), got \(h.kind) \(h.summary)", what: what, drainFrom: drainFrom) }
+        return h
+    }
+
+    /// A frame on the socket while data travels through shared memory: an abort from the
+    /// predecessor (its error), or something that does not belong to the ring.
+    private func rejectStray(_ first: ZMessage, what: String) throws {
+        if first.more, case .success(let h) = FrameHeader.decode(UnsafeRawBufferPointer(start: first.data, count: first.count)) {
+            if h.kind == .abort {
+                let text = (try pull.receiveMessage()).map { String(decoding: $0.bytes, as: UTF8.self) } ?? ""
+                throw CommError(.aborted, rank: rank, peer: Int(h.bucket), text)
+            }
+            throw badFrame("unexpected \(h.kind) \(h.summary) on the socket (data travels through shared memory)",
+                           what: what, drainFrom: first)
         }
-        return payload
+        throw badFrame("unexpected \(first.count)-byte message on the socket", what: what, drainFrom: first)
+    }
+
+    private func badFrame(_ m: String, what: String, drainFrom: ZMessage?) -> CommError {
+        if let f = drainFrom { drain(f) }
+        return CommError(.badFrame, rank: rank, peer: predecessor,
+                         "invalid frame on the ring input from rank \(predecessor) during \(what): \(m)")
     }
 
     /// The successor's connection closed: it died, or it failed for another reason and exited.
@@ -373,8 +480,8 @@ public final class RingCommunicator: Communicator {
         try exchange(seq: 0, bucket: 0, step: 0, what: "ring set-up",
                      send: [Piece(base: mine.baseAddress!, bytes: mine.count, index: 0)],
                      recv: [Piece(base: mine.baseAddress!, bytes: -1, index: 0)], anySize: true,
-                     kind: .hello, timeout: max(0, deadline - monotonicSeconds())) { _, m in
-            got = String(decoding: m.bytes, as: UTF8.self)
+                     kind: .hello, timeout: max(0, deadline - monotonicSeconds())) {
+            got = String(decoding: UnsafeRawBufferPointer(start: $1, count: $2), as: UTF8.self)
         }
         let parts = got?.split(separator: " ").map(String.init) ?? []
         guard parts.count == 2, Int(parts[0]) == predecessor else {

@@ -63,16 +63,22 @@ struct BenchAllReduce: ParsableCommand {
     @Option(help: "Timed iterations per size (default: enough for ~0.5 s, at least 5).") var iters: Int?
     @Option(help: "Frame size.") var chunk = ByteSize(argument: "512KiB")!
     @Option(help: "Interface address each worker binds its ring input to.") var bind = "127.0.0.1"
+    @Option(help: "auto: shared memory between processes on one host, TCP otherwise; tcp: TCP only.")
+    var transport = "auto"
 
     func validate() throws {
         guard workers >= 2 else { throw ValidationError("--workers must be at least 2") }
+        guard ["auto", "tcp"].contains(transport) else { throw ValidationError("--transport must be auto or tcp") }
     }
+
+    @Option(help: .hidden) var extra: [String] = []
 
     func run() throws {
         let list = sizes.isEmpty ? ["4KiB", "1MiB", "4MiB", "16MiB", "64MiB"].map { ByteSize(argument: $0)! } : sizes
-        var args = ["--mode", "bench", "--chunk", String(chunk.bytes), "--bind", bind]
+        var args = ["--mode", "bench", "--chunk", String(chunk.bytes), "--bind", bind, "--transport", transport]
         for s in list { args += ["--size", String(s.bytes)] }
         if let i = iters { args += ["--iters", String(i)] }
+        args += extra
         let codes = try launchCommWorkers(world: workers, workerArguments: args, timeout: 60)
         if codes.contains(where: { $0 != 0 }) { throw CLIError("worker exit codes \(codes)") }
     }
@@ -92,13 +98,19 @@ struct CommWorker: ParsableCommand {
     @Option var chunk = 512 << 10
     @Option var timeout = 30.0
     @Option var bind = "127.0.0.1"
+    @Option var transport = "auto"
+    @Option var shmSlots = 16
+    @Option var shmChunk = 128 << 10
 
     func run() throws {
         ProcessGroup.bindToParent()
         let listener = try RingListener(bind: "tcp://\(bind):*")
         let (peers, runID) = try Rendezvous.join(rendezvous, rank: rank, ringEndpoint: listener.endpoint, timeout: timeout)
-        let comm = try RingCommunicator(listener: listener, rank: rank, peers: peers, runID: runID,
-                                        options: .init(timeout: timeout, connectTimeout: timeout, chunkBytes: chunk))
+        var options = RingCommunicator.Options(timeout: timeout, connectTimeout: timeout, chunkBytes: chunk,
+                                               sharedMemory: transport != "tcp")
+        options.sharedMemorySlots = shmSlots
+        options.sharedMemoryChunkBytes = shmChunk
+        let comm = try RingCommunicator(listener: listener, rank: rank, peers: peers, runID: runID, options: options)
         do {
             switch mode {
             case "bench": try bench(comm)
@@ -129,7 +141,8 @@ struct CommWorker: ParsableCommand {
 
     func bench(_ comm: RingCommunicator) throws {
         if rank == 0 {
-            print("# workers \(world), chunk \(chunk) bytes; algbw = S/t, busbw = algbw·2(N−1)/N")
+            let t = comm.transport
+            print("# workers \(world), chunk \(chunk) bytes, rank 0 edges: in \(t.input), out \(t.output); algbw = S/t, busbw = algbw·2(N−1)/N")
             print("RESULT-HEADER size time_ms algbw_GBps busbw_GBps check")
         }
         for bytes in sizes {
@@ -191,7 +204,7 @@ struct CommWorker: ParsableCommand {
         guard g.map({ String(decoding: $0, as: UTF8.self) }) == (0..<world).map({ "rank-\($0)" }) else {
             throw CLIError("rank \(rank): all-gather returned \(g)")
         }
-        print("CHECK OK rank=\(rank) sizes=\(sizes)")
+        print("CHECK OK rank=\(rank) transport=\(comm.transport.input)/\(comm.transport.output) sizes=\(sizes)")
     }
 
     /// All-reduces one buffer until something fails (for fault tests).
@@ -225,9 +238,10 @@ struct CommTest: ParsableCommand {
     @Option var timeout = 30.0
     @Option var killRank: Int?
     @Option var killAfter = 1.0
+    @Option var transport = "auto"
 
     func run() throws {
-        var args = ["--mode", mode, "--chunk", String(chunk), "--timeout", String(timeout)]
+        var args = ["--mode", mode, "--chunk", String(chunk), "--timeout", String(timeout), "--transport", transport]
         for s in sizes { args += ["--size", String(s)] }
         if let i = iters { args += ["--iters", String(i)] }
         let codes = try launchCommWorkers(world: workers, workerArguments: args, timeout: 60) { group in

@@ -7,3 +7,23 @@
 int ringtrain_set_parent_death_signal(int sig);
 
 #endif
+
+#include <stddef.h>
+#include <stdint.h>
+
+/// POSIX shared memory: create (exclusively) or open a segment of `bytes` and map it
+/// read-write. Return 0, or an errno value.
+int ringtrain_shm_create(const char *name, size_t bytes, void **out);
+int ringtrain_shm_open(const char *name, size_t bytes, void **out);
+int ringtrain_shm_unlink(const char *name);
+void ringtrain_shm_unmap(void *base, size_t bytes);
+
+/// Atomics on 32-bit words in shared memory (acquire loads, release stores).
+uint32_t ringtrain_load_acquire(const uint32_t *p);
+void ringtrain_store_release(uint32_t *p, uint32_t v);
+uint32_t ringtrain_fetch_add(uint32_t *p, uint32_t v);
+
+/// futex(2) on a word shared between processes: wait while *p == expected (up to timeout_ms),
+/// wake every waiter.
+int ringtrain_futex_wait(uint32_t *p, uint32_t expected, int timeout_ms);
+int ringtrain_futex_wake(uint32_t *p);

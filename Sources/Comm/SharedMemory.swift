@@ -1,0 +1,148 @@
+import CSupport
+import Glibc
+
+/// A rank's shared-memory segment, used instead of TCP for ring edges between processes on the
+/// same host: a doorbell word the rank sleeps on (futex), and its inbox — a ring of slots its
+/// predecessor writes frames into (header + payload, as on TCP) and it consumes in order.
+///
+///     0     bell u32        (rung by the predecessor after writing, by the successor after reading)
+///     64    head u32        (frames written, by the predecessor)
+///     128   tail u32        (frames consumed, by the owner)
+///     192   magic, slots, slotBytes
+///     4096  slot i: [64 bytes: FrameHeader][slotBytes: payload]
+///
+/// One copy per byte (into the slot) replaces the two kernel copies of loopback TCP.
+final class SharedSegment {
+    static let headerBytes = 4096
+    static let magic: UInt32 = 0x5254_534D   // "RTSM"
+    let name: String
+    let base: UnsafeMutableRawPointer
+    let bytes: Int
+    let slots: UInt32
+    let slotBytes: Int
+
+    var bell: UnsafeMutablePointer<UInt32> { base.assumingMemoryBound(to: UInt32.self) }
+    var head: UnsafeMutablePointer<UInt32> { (base + 64).assumingMemoryBound(to: UInt32.self) }
+    var tail: UnsafeMutablePointer<UInt32> { (base + 128).assumingMemoryBound(to: UInt32.self) }
+    private var meta: UnsafeMutablePointer<UInt32> { (base + 192).assumingMemoryBound(to: UInt32.self) }
+
+    private init(name: String, base: UnsafeMutableRawPointer, bytes: Int, slots: Int, slotBytes: Int) {
+        self.name = name
+        self.base = base
+        self.bytes = bytes
+        self.slots = UInt32(slots)
+        self.slotBytes = slotBytes
+    }
+
+    static func size(slots: Int, slotBytes: Int) -> Int { headerBytes + slots * (64 + slotBytes) }
+
+    /// Creates this rank's segment (fails if the name exists).
+    static func create(_ name: String, slots: Int, slotBytes: Int) throws -> SharedSegment {
+        let bytes = size(slots: slots, slotBytes: slotBytes)
+        var p: UnsafeMutableRawPointer?
+        let rc = ringtrain_shm_create(name, bytes, &p)
+        guard rc == 0, let base = p else { throw ShmError("cannot create shared memory \(name): \(String(cString: strerror(rc)))") }
+        let s = SharedSegment(name: name, base: base, bytes: bytes, slots: slots, slotBytes: slotBytes)
+        s.meta[0] = magic
+        s.meta[1] = UInt32(slots)
+        s.meta[2] = UInt32(slotBytes)
+        return s
+    }
+
+    /// Maps a neighbour's segment, checking that it has the expected layout.
+    static func open(_ name: String, slots: Int, slotBytes: Int) throws -> SharedSegment {
+        let bytes = size(slots: slots, slotBytes: slotBytes)
+        var p: UnsafeMutableRawPointer?
+        let rc = ringtrain_shm_open(name, bytes, &p)
+        guard rc == 0, let base = p else { throw ShmError("cannot open shared memory \(name): \(String(cString: strerror(rc)))") }
+        let s = SharedSegment(name: name, base: base, bytes: bytes, slots: slots, slotBytes: slotBytes)
+        guard s.meta[0] == magic, s.meta[1] == UInt32(slots), s.meta[2] == UInt32(slotBytes) else {
+            throw ShmError("shared memory \(name) has an unexpected layout")
+        }
+        return s
+    }
+
+    deinit { ringtrain_shm_unmap(base, bytes) }
+
+    func unlink() { _ = ringtrain_shm_unlink(name) }
+
+    func slot(_ index: UInt32) -> UnsafeMutableRawPointer {
+        base + Self.headerBytes + Int(index % slots) * (64 + slotBytes)
+    }
+
+    func ring() {
+        _ = ringtrain_fetch_add(bell, 1)
+        _ = ringtrain_futex_wake(bell)
+    }
+
+    var bellValue: UInt32 { ringtrain_load_acquire(bell) }
+
+    /// Waits until the bell moves from `seen` (or `ms` pass): a few yields first — a peer that
+    /// shares this core gets to run, and a wake-up costs no system call — then a futex sleep.
+    func sleep(seen: UInt32, ms: Int32) {
+        for _ in 0..<Self.yieldsBeforeSleep {
+            if ringtrain_load_acquire(bell) != seen { return }
+            sched_yield()
+        }
+        _ = ringtrain_futex_wait(bell, seen, ms)
+    }
+
+    nonisolated(unsafe) static var yieldsBeforeSleep = 20
+
+    // MARK: producer side (the predecessor, on the owner's segment)
+
+    /// Writes one frame if a slot is free.
+    func tryWrite(_ header: FrameHeader, _ payload: UnsafeRawPointer, _ count: Int) -> Bool {
+        let h = ringtrain_load_acquire(head)
+        guard h &- ringtrain_load_acquire(tail) < slots else { return false }
+        let s = slot(h)
+        header.encode(into: s)
+        (s + 64).copyMemory(from: payload, byteCount: count)
+        ringtrain_store_release(head, h &+ 1)
+        ring()
+        return true
+    }
+
+    // MARK: consumer side (the owner)
+
+    /// The oldest unread frame: (header bytes, payload), or nil if none.
+    func peek() -> UnsafeMutableRawPointer? {
+        let t = ringtrain_load_acquire(tail)
+        return t == ringtrain_load_acquire(head) ? nil : slot(t)
+    }
+
+    /// Frees the oldest slot; the producer is woken through `producerBell`.
+    func release(producer: SharedSegment) {
+        ringtrain_store_release(tail, ringtrain_load_acquire(tail) &+ 1)
+        producer.ring()
+    }
+}
+
+struct ShmError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+/// What makes two processes able to share memory: same machine (boot), same IPC/mount view and
+/// the same network namespace (so emulated hosts in separate namespaces still use the network).
+func hostIdentity() -> String {
+    var name = [CChar](repeating: 0, count: 256)
+    gethostname(&name, name.count)
+    func link(_ p: String) -> String {
+        var buf = [CChar](repeating: 0, count: 256)
+        let n = readlink(p, &buf, buf.count - 1)
+        return n > 0 ? String(cString: buf) : "?"
+    }
+    var boot = "?"
+    if let f = fopen("/proc/sys/kernel/random/boot_id", "r") {
+        var buf = [CChar](repeating: 0, count: 64)
+        if fgets(&buf, 64, f) != nil { boot = String(cString: buf).trimmingNewline }
+        fclose(f)
+    }
+    return [String(cString: name), boot, link("/proc/self/ns/net"), link("/proc/self/ns/mnt"),
+            link("/proc/self/ns/ipc"), String(getuid())].joined(separator: "|")
+}
+
+private extension String {
+    var trimmingNewline: String { hasSuffix("\n") ? String(dropLast()) : self }
+}
