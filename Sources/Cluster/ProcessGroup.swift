@@ -56,7 +56,7 @@ public final class ProcessGroup {
         let cenv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { cargs.forEach { free($0) }; cenv.forEach { free($0) } }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, argv[0], &actions, nil, cargs, cenv)
+        let rc = posix_spawnp(&pid, argv[0], &actions, nil, cargs, cenv)
         close(out[1])
         guard rc == 0 else {
             close(out[0])

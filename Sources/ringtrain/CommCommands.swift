@@ -23,18 +23,23 @@ struct ByteSize: ExpressibleByArgument, CustomStringConvertible {
     }
 }
 
-/// Starts `world` copies of `ringtrain comm-worker` on this host around a rendezvous and waits
-/// for them. Returns the exit code of each rank.
+/// Starts `world` copies of `ringtrain comm-worker` around a rendezvous and waits for them.
+/// Returns the exit code of each rank. `hosts[r]` is the address rank r binds its ring input to,
+/// `wrap` a command prefix per rank (`{rank}` replaced), e.g. `ip netns exec rt-h{rank}` to put
+/// each rank on its own emulated host.
 func launchCommWorkers(world: Int, workerArguments: [String], timeout: Double,
+                       rendezvousHost: String = "127.0.0.1", hosts: [String] = [], wrap: String = "",
                        onStarted: ((ProcessGroup) -> Void)? = nil) throws -> [Int32] {
     let ctx = ZContext()
     let router = try ZSocket(ctx, .router)
-    try router.bind("tcp://127.0.0.1:*")
+    try router.bind("tcp://\(rendezvousHost):*")
     let group = ProcessGroup()
     let exe = ProcessGroup.currentExecutable
     for r in 0..<world {
-        try group.start([exe, "comm-worker", "--rendezvous", router.lastEndpoint, "--rank", String(r),
-                         "--world", String(world)] + workerArguments,
+        let prefix = wrap.split(separator: " ").map { $0.replacingOccurrences(of: "{rank}", with: String(r)) }
+        let bind = hosts.isEmpty ? [] : ["--bind", hosts[r % hosts.count]]
+        try group.start(prefix + [exe, "comm-worker", "--rendezvous", router.lastEndpoint, "--rank", String(r),
+                                  "--world", String(world)] + bind + workerArguments,
                         environment: ["OPENBLAS_NUM_THREADS": "1"], name: "rank \(r)", prefix: "")
     }
     do {
@@ -62,7 +67,12 @@ struct BenchAllReduce: ParsableCommand {
     @Option(name: .customLong("size"), help: "Buffer size, e.g. 4KiB, 64MiB (repeatable).") var sizes: [ByteSize] = []
     @Option(help: "Timed iterations per size (default: enough for ~0.5 s, at least 5).") var iters: Int?
     @Option(help: "Frame size.") var chunk = ByteSize(argument: "512KiB")!
-    @Option(help: "Interface address each worker binds its ring input to.") var bind = "127.0.0.1"
+    @Option(help: "Address the workers bind their ring inputs to (repeat once per rank to give each its own).")
+    var bind: [String] = ["127.0.0.1"]
+    @Option(help: "Address the rendezvous listens on (must be reachable from every worker).")
+    var rendezvousHost = "127.0.0.1"
+    @Option(help: "Command prefix for each worker, {rank} replaced (e.g. \"ip netns exec rt-h{rank}\").")
+    var wrap = ""
     @Option(help: "auto: shared memory between processes on one host, TCP otherwise; tcp: TCP only.")
     var transport = "auto"
 
@@ -75,11 +85,12 @@ struct BenchAllReduce: ParsableCommand {
 
     func run() throws {
         let list = sizes.isEmpty ? ["4KiB", "1MiB", "4MiB", "16MiB", "64MiB"].map { ByteSize(argument: $0)! } : sizes
-        var args = ["--mode", "bench", "--chunk", String(chunk.bytes), "--bind", bind, "--transport", transport]
+        var args = ["--mode", "bench", "--chunk", String(chunk.bytes), "--transport", transport]
         for s in list { args += ["--size", String(s.bytes)] }
         if let i = iters { args += ["--iters", String(i)] }
         args += extra
-        let codes = try launchCommWorkers(world: workers, workerArguments: args, timeout: 60)
+        let codes = try launchCommWorkers(world: workers, workerArguments: args, timeout: 60,
+                                          rendezvousHost: rendezvousHost, hosts: bind, wrap: wrap)
         if codes.contains(where: { $0 != 0 }) { throw CLIError("worker exit codes \(codes)") }
     }
 }
