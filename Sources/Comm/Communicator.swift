@@ -14,6 +14,9 @@ public protocol Communicator: AnyObject {
     func barrier() throws
     /// Every rank's payload, indexed by rank.
     func allGather(_ payload: [UInt8]) throws -> [[UInt8]]
+    /// Starts an all-reduce of `buffer` (one bucket); the buffer must not be touched until the
+    /// handle's `wait()` returns. Every rank submits the same buckets in the same order.
+    func allReduceAsync(_ buffer: UnsafeMutableBufferPointer<Float>, mean: Bool, bucket: Int) -> CommHandle
 }
 
 extension Communicator {
@@ -36,4 +39,7 @@ public final class LocalCommunicator: Communicator {
     public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) throws {}
     public func barrier() throws {}
     public func allGather(_ payload: [UInt8]) throws -> [[UInt8]] { [payload] }
+    public func allReduceAsync(_ buffer: UnsafeMutableBufferPointer<Float>, mean: Bool, bucket: Int) -> CommHandle {
+        CommHandle.completed
+    }
 }

@@ -32,6 +32,13 @@ public final class CommHandle: @unchecked Sendable {
         done.signal()
     }
 
+    /// A handle for work that finished immediately.
+    public static var completed: CommHandle {
+        let h = CommHandle()
+        h.complete(nil)
+        return h
+    }
+
     /// Blocks until the collective has finished (and its buffer is free again); rethrows its error.
     public func wait() throws {
         done.wait()
@@ -176,17 +183,17 @@ public final class RingCommunicator: Communicator {
     // MARK: public collectives
 
     public func allReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
-        try allReduceAsync(buffer, mean: false).wait()
+        try allReduceAsync(buffer, mean: false, bucket: 0).wait()
     }
 
     public func allReduceMean(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
-        try allReduceAsync(buffer, mean: true).wait()
+        try allReduceAsync(buffer, mean: true, bucket: 0).wait()
     }
 
     /// Starts an all-reduce of `buffer` (a bucket) on the communication thread. The buffer must
     /// not be touched until the handle's `wait()` returns. Every rank submits the same buckets
     /// in the same order.
-    public func allReduceAsync(_ buffer: UnsafeMutableBufferPointer<Float>, mean: Bool, bucket: Int = 0) -> CommHandle {
+    public func allReduceAsync(_ buffer: UnsafeMutableBufferPointer<Float>, mean: Bool, bucket: Int) -> CommHandle {
         submit { [self] seq in try ringAllReduce(buffer, mean: mean, bucket: bucket, seq: seq) }
     }
 

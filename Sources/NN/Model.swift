@@ -27,10 +27,25 @@ public final class Model {
         parameters = network.namedParameters()
         let layout = ArenaLayout(parameters.reversed().map { ($0.name, $0.parameter.shape) })
         values = Arena(layout)
-        grads = Arena(layout)
+        grads = Arena(layout, reserve: Model.gradientReserve)
         for (name, p) in parameters {
             let e = layout.entry(named: name)!
             p.bind(value: values.view(e), grad: grads.view(e))
+        }
+    }
+
+    /// Spare floats after the gradient arena (see `Arena.reserve`).
+    public static let gradientReserve = 16
+
+    /// Where each top-level layer's parameters lie in the arenas (nil for layers without any).
+    public var layerRanges: [Range<Int>?] {
+        network.layers.map { layer in
+            let spans = layer.namedParameters().map { p -> Range<Int> in
+                let start = values.data.distance(to: p.parameter.value.data)
+                return start..<(start + p.parameter.count)
+            }
+            guard let lo = spans.map(\.lowerBound).min(), let hi = spans.map(\.upperBound).max() else { return nil }
+            return lo..<hi
         }
     }
 

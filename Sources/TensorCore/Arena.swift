@@ -32,17 +32,25 @@ public struct ArenaLayout: Sendable, Equatable {
     public func entry(named name: String) -> ArenaEntry? { entries.first { $0.name == name } }
 }
 
-/// One contiguous, zero-initialised Float buffer laid out by an `ArenaLayout`.
+/// One contiguous, zero-initialised Float buffer laid out by an `ArenaLayout`, optionally
+/// followed by `reserve` spare floats that travel with the last all-reduce bucket (the trainer
+/// puts per-step metrics there) but belong to no entry.
 public final class Arena {
     public let layout: ArenaLayout
     public let data: UnsafeMutablePointer<Float>
+    public let reserve: Int
     public var count: Int { layout.count }
 
-    public init(_ layout: ArenaLayout) {
+    public init(_ layout: ArenaLayout, reserve: Int = 0) {
         self.layout = layout
-        data = .allocate(capacity: max(layout.count, 1))
-        data.initialize(repeating: 0, count: max(layout.count, 1))
+        self.reserve = reserve
+        let n = max(layout.count + reserve, 1)
+        data = .allocate(capacity: n)
+        data.initialize(repeating: 0, count: n)
     }
+
+    /// The spare floats after the last entry.
+    public var reserved: UnsafeMutableBufferPointer<Float> { .init(start: data + count, count: reserve) }
 
     deinit { data.deallocate() }
 

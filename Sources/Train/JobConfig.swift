@@ -26,8 +26,37 @@ public struct JobConfig: Equatable, Sendable {
         public var evalBatchSize = 1000
         /// Print a progress line every this many steps (0: only at epoch ends).
         public var logEvery = 100
+        /// Micro-batches per optimizer step (gradients accumulate; one all-reduce per step).
+        public var accumulationSteps = 1
+        /// Compare a checksum of every replica's parameters every this many steps (0: never).
+        public var checkEvery = 100
     }
     public var train = Train()
+
+    /// Large-batch training: the linear scaling rule and gradual warmup (Goyal et al. 2017).
+    public struct Scaling: Equatable, Sendable {
+        /// linear: lr = optimizer.lr × global_batch / base_batch; none: lr as given.
+        public var rule = "linear"
+        /// The batch size `optimizer.lr` was tuned for.
+        public var baseBatch = 128
+        /// Ramp linearly from optimizer.lr to the scaled lr over this many epochs (or steps).
+        public var warmupEpochs = 0.0
+        public var warmupSteps = 0
+    }
+    public var scaling = Scaling()
+
+    /// Distributed runs: gradient buckets and how long to wait for peers.
+    public struct Comm: Equatable, Sendable {
+        public var bucketBytes = 4 << 20
+        /// Seconds without progress before a collective fails.
+        public var timeout = 30.0
+        /// Heartbeat interval and the silence after which a process counts as failed.
+        public var heartbeat = 1.0
+        public var heartbeatTimeout = 5.0
+        /// auto: shared memory between processes on one host; tcp: always TCP.
+        public var transport = "auto"
+    }
+    public var comm = Comm()
 
     public struct Optimizer: Equatable, Sendable {
         public var type = "sgd"
@@ -88,7 +117,30 @@ public struct JobConfig: Equatable, Sendable {
         train.loss = try t.string("loss", default: train.loss, oneOf: Self.losses)
         train.evalBatchSize = try t.int("eval_batch_size", default: train.evalBatchSize, min: 1)
         train.logEvery = try t.int("log_every", default: train.logEvery, min: 0)
+        train.accumulationSteps = try t.int("accumulation_steps", default: train.accumulationSteps, min: 1)
+        train.checkEvery = try t.int("check_every", default: train.checkEvery, min: 0)
         try t.finish()
+
+        let sc = try r.section("scaling")
+        scaling.rule = try sc.string("rule", default: scaling.rule, oneOf: ["linear", "none"])
+        scaling.baseBatch = try sc.int("base_batch", default: scaling.baseBatch, min: 1)
+        scaling.warmupEpochs = try sc.double("warmup_epochs", default: scaling.warmupEpochs, min: 0)
+        scaling.warmupSteps = try sc.int("warmup_steps", default: scaling.warmupSteps, min: 0)
+        if scaling.warmupEpochs > 0 && scaling.warmupSteps > 0 {
+            throw sc.error("warmup_steps", "give warmup_epochs or warmup_steps, not both")
+        }
+        try sc.finish()
+
+        let cm = try r.section("comm")
+        comm.bucketBytes = Int(try cm.double("bucket_mb", default: Double(comm.bucketBytes) / 1_048_576, min: 0.001) * 1_048_576)
+        comm.timeout = try cm.double("timeout", default: comm.timeout, min: 0.1)
+        comm.heartbeat = try cm.double("heartbeat", default: comm.heartbeat, min: 0.05)
+        comm.heartbeatTimeout = try cm.double("heartbeat_timeout", default: comm.heartbeatTimeout, min: 0.2)
+        comm.transport = try cm.string("transport", default: comm.transport, oneOf: ["auto", "tcp"])
+        if comm.heartbeatTimeout <= comm.heartbeat {
+            throw cm.error("heartbeat_timeout", "must be longer than heartbeat (\(comm.heartbeat) s)")
+        }
+        try cm.finish()
 
         let o = try r.section("optimizer")
         optimizer.type = try o.string("type", default: optimizer.type, oneOf: Self.optimizers)
@@ -133,7 +185,13 @@ public struct JobConfig: Equatable, Sendable {
                              "normalize": .bool(data.normalize)]),
             "train": .object(["epochs": .int(train.epochs), "batch_size": .int(train.batchSize),
                               "loss": .string(train.loss), "eval_batch_size": .int(train.evalBatchSize),
-                              "log_every": .int(train.logEvery)]),
+                              "log_every": .int(train.logEvery), "accumulation_steps": .int(train.accumulationSteps),
+                              "check_every": .int(train.checkEvery)]),
+            "scaling": .object(["rule": .string(scaling.rule), "base_batch": .int(scaling.baseBatch),
+                                "warmup_epochs": .double(scaling.warmupEpochs), "warmup_steps": .int(scaling.warmupSteps)]),
+            "comm": .object(["bucket_mb": .double(Double(comm.bucketBytes) / 1_048_576), "timeout": .double(comm.timeout),
+                             "heartbeat": .double(comm.heartbeat), "heartbeat_timeout": .double(comm.heartbeatTimeout),
+                             "transport": .string(comm.transport)]),
             "optimizer": .object(["type": .string(optimizer.type), "lr": .double(optimizer.lr),
                                   "momentum": .double(optimizer.momentum),
                                   "dampening": .double(optimizer.dampening),

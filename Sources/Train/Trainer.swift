@@ -21,8 +21,8 @@ public struct Evaluation: Sendable {
 }
 
 /// The training loop shared by every mode. With a `LocalCommunicator` it is the single-node
-/// fallback; with a ring communicator each rank trains on its shard and the gradients are
-/// averaged before the (identical) optimizer step.
+/// fallback; with a ring communicator each rank trains on its shard, gradients are averaged in
+/// buckets while backward runs, and every rank takes the identical optimizer step.
 public final class Trainer {
     public let job: JobConfig
     public let model: Model
@@ -37,11 +37,15 @@ public final class Trainer {
 
     /// Progress lines (only rank 0 prints by default).
     public var log: (String) -> Void
-    /// Called after every optimizer step with the state after it and the batch loss.
+    /// Called after every optimizer step with the state after it and the step's loss (the
+    /// mean over all ranks).
     public var onStep: ((TrainState, Float) -> Void)?
+    /// Called after each epoch's evaluation (on every rank, with the same values).
+    public var onEpoch: ((TrainState, Evaluation, Double) -> Void)?
     /// Stop (as if interrupted) once this many global steps have been taken.
     public var stopAtStep: Int?
 
+    private let reducer: GradientReducer?
     private let x = Tensor.workspace()
     private let labels = Labels()
     private let oneHot = Tensor.workspace()
@@ -70,10 +74,12 @@ public final class Trainer {
                         momentum: Float(job.optimizer.momentum), dampening: Float(job.optimizer.dampening),
                         nesterov: job.optimizer.nesterov, weightDecay: Float(job.optimizer.weightDecay))
         sampler = DistributedSampler(count: data.train.count, batchSize: job.train.batchSize,
-                                     world: comm.worldSize, rank: comm.rank, seed: UInt64(job.seed))
+                                     world: comm.worldSize, rank: comm.rank, seed: UInt64(job.seed),
+                                     accumulation: job.train.accumulationSteps)
         guard sampler.stepsPerEpoch > 0 else {
             throw TrainError("global batch \(sampler.globalBatch) is larger than the \(data.train.count) training samples")
         }
+        reducer = comm.worldSize > 1 ? GradientReducer(model: model, comm: comm, bucketBytes: job.comm.bucketBytes) : nil
         rngs = [:]
         model.initialize(seed: UInt64(job.seed))
         // Every replica starts from rank 0's parameters.
@@ -83,13 +89,50 @@ public final class Trainer {
     public var stepsPerEpoch: Int { sampler.stepsPerEpoch }
     public var totalSteps: Int { stepsPerEpoch * job.train.epochs }
 
+    // MARK: learning rate
+
+    /// The learning rate after the linear scaling rule (Goyal et al.): base × global / base batch.
+    public var scaledLR: Double {
+        job.scaling.rule == "linear"
+            ? job.optimizer.lr * Double(sampler.globalBatch) / Double(job.scaling.baseBatch)
+            : job.optimizer.lr
+    }
+
+    public var warmupSteps: Int {
+        job.scaling.warmupSteps > 0 ? job.scaling.warmupSteps
+            : Int((job.scaling.warmupEpochs * Double(stepsPerEpoch)).rounded())
+    }
+
     public var schedule: LRSchedule {
+        let after = max(totalSteps - warmupSteps, 1)
         switch job.schedule.type {
-        case "cosine": return .cosine(totalSteps: totalSteps, minFactor: job.schedule.minFactor)
+        case "cosine": return .cosine(totalSteps: after, minFactor: job.schedule.minFactor)
         case "step": return .step(everySteps: job.schedule.stepEpochs * stepsPerEpoch, gamma: job.schedule.gamma)
         default: return .constant
         }
     }
+
+    /// lr for the step after `step` steps: linear warmup from the base lr to the scaled lr,
+    /// then the schedule applied to the scaled lr.
+    public func learningRate(step: Int) -> Double {
+        let w = warmupSteps
+        if step < w {
+            let base = job.optimizer.lr
+            return base + (scaledLR - base) * Double(step) / Double(w)
+        }
+        return scaledLR * schedule.factor(step: step - w)
+    }
+
+    /// One line saying which lr rule applies, for the start of a run.
+    public var lrDescription: String {
+        var s = job.scaling.rule == "linear"
+            ? "lr \(job.optimizer.lr) × \(sampler.globalBatch)/\(job.scaling.baseBatch) = \(fmt(scaledLR, 5)) (linear scaling rule)"
+            : "lr \(job.optimizer.lr) (scaling rule off)"
+        if warmupSteps > 0 { s += ", warmup \(warmupSteps) steps from \(job.optimizer.lr)" }
+        return s + ", \(job.schedule.type) schedule"
+    }
+
+    // MARK: resuming
 
     /// Continues from a checkpoint: parameters, optimizer state, progress and RNG states.
     public func restore(_ c: Checkpoint.Contents) throws {
@@ -99,8 +142,8 @@ public final class Trainer {
         try Checkpoint.loadParameters(into: model, from: c.file, source: c.path)
         try Checkpoint.loadOptimizer(optimizer, steps: c.optimizerSteps, from: c.file, source: c.path)
         for (k, v) in c.rngs { rngs[k] = v }
-        // A checkpoint taken with a different world size resumes at the same sample position.
-        let samplesSeen = c.state.stepInEpoch * job.train.batchSize * c.worldSize
+        // A checkpoint taken with another world size (or batch) resumes at the same sample position.
+        let samplesSeen = c.state.stepInEpoch * c.job.train.batchSize * c.job.train.accumulationSteps * c.worldSize
         state = TrainState(epoch: c.state.epoch, stepInEpoch: samplesSeen / sampler.globalBatch,
                            globalStep: c.state.globalStep)
         if state.stepInEpoch >= stepsPerEpoch { state = TrainState(epoch: state.epoch + 1, globalStep: state.globalStep) }
@@ -114,20 +157,53 @@ public final class Trainer {
         try comm.broadcast(model.values.buffer, root: 0)
     }
 
-    /// One optimizer step on this rank's batch; returns the batch loss.
+    // MARK: one step
+
+    /// One optimizer step on this rank's batch (its micro-batches, rows one after another);
+    /// returns the step's loss averaged over micro-batches and ranks.
     @discardableResult
     public func step(_ x: Tensor, _ labels: Labels) throws -> Float {
         model.zeroGrad()
-        let out = model.forward(x, training: true)
-        let lossValue = loss.compute(out, target(for: out, labels), grad: outputGrad)
-        guard lossValue.isFinite else {
-            throw TrainError("loss is \(lossValue) at epoch \(state.epoch + 1), step \(state.globalStep + 1): training diverged (lower the learning rate?)")
+        let k = job.train.accumulationSteps
+        let b = job.train.batchSize
+        var lossSum: Float = 0
+        for m in 0..<k {
+            let (mx, my) = k == 1 ? (x, labels) : microBatch(x, labels, m, b)
+            let out = model.forward(mx, training: true)
+            let l = loss.compute(out, target(for: out, my), grad: outputGrad)
+            guard l.isFinite else {
+                throw TrainError("loss is \(l) at epoch \(state.epoch + 1), step \(state.globalStep + 1) on rank \(comm.rank): training diverged (lower the learning rate?)")
+            }
+            lossSum += l
+            if k > 1 { scale(outputGrad, 1 / Float(k)) }
+            if m == k - 1, let r = reducer {
+                r.begin(loss: lossSum / Float(k))
+                model.backward(outputGrad, onLayerDone: r.layerDone)
+            } else {
+                model.backward(outputGrad)
+            }
         }
-        model.backward(outputGrad)
-        if comm.worldSize > 1 { try comm.allReduceMean(model.grads.buffer) }
-        optimizer.lr = Float(job.optimizer.lr * schedule.factor(step: state.globalStep))
+        let stepLoss = try reducer?.finish() ?? lossSum / Float(k)
+        optimizer.lr = Float(learningRate(step: state.globalStep))
         optimizer.step()
-        return lossValue
+        return stepLoss
+    }
+
+    private var microViews: [(Tensor, Labels)] = []
+
+    /// Rows [m·b, (m+1)·b) of the step's batch, as views.
+    private func microBatch(_ x: Tensor, _ y: Labels, _ m: Int, _ b: Int) -> (Tensor, Labels) {
+        let rowSize = x.count / x.rows
+        let shape = [b] + Array(x.shape.dropFirst())
+        while microViews.count <= m { microViews.append((Tensor.workspace(), Labels())) }
+        let view = Tensor(viewing: x.data + m * b * rowSize, shape: shape)
+        microViews[m].1.rebind(y.data + m * b, count: b)
+        microViews[m].0 = view
+        return (view, microViews[m].1)
+    }
+
+    private func scale(_ t: Tensor, _ s: Float) {
+        for i in 0..<t.count { t.data[i] *= s }
     }
 
     private func target(for out: Tensor, _ labels: Labels) -> Target {
@@ -139,28 +215,47 @@ public final class Trainer {
         return .values(oneHot)
     }
 
-    /// Loss and accuracy over a whole split, in eval mode.
-    public func evaluate(_ ds: Dataset) -> Evaluation {
+    // MARK: evaluation
+
+    /// Loss and accuracy over a whole split, in eval mode. Each rank evaluates its share and
+    /// the sums are all-reduced, so every rank gets the same numbers.
+    public func evaluate(_ ds: Dataset) throws -> Evaluation {
         let bs = job.train.evalBatchSize
+        let w = comm.worldSize, r = comm.rank
+        let shard = (r * ds.count / w)..<((r + 1) * ds.count / w)
         var totalLoss: Double = 0, correct = 0
-        var start = 0
-        while start < ds.count {
-            let end = min(start + bs, ds.count)
-            let idx = Array(start..<end)
-            ds.gather(idx[...], into: x, labels: labels)
+        var start = shard.lowerBound
+        while start < shard.upperBound {
+            let end = min(start + bs, shard.upperBound)
+            ds.gather(Array(start..<end)[...], into: x, labels: labels)
             let out = model.forward(x, training: false)
             totalLoss += Double(loss.compute(out, target(for: out, labels), grad: nil)) * Double(end - start)
             let c = out.rowSize
-            for r in 0..<(end - start) {
-                let row = out.data + r * c
+            for i in 0..<(end - start) {
+                let row = out.data + i * c
                 var best = 0
                 for j in 1..<c where row[j] > row[best] { best = j }
-                if best == Int(labels[r]) { correct += 1 }
+                if best == Int(labels[i]) { correct += 1 }
             }
             start = end
         }
-        return Evaluation(loss: totalLoss / Double(max(ds.count, 1)), accuracy: Double(correct) / Double(max(ds.count, 1)))
+        var sums: [Float] = [Float(totalLoss), Float(correct)]
+        if w > 1 { try sums.withUnsafeMutableBufferPointer { try comm.allReduceSum($0) } }
+        let n = Double(max(ds.count, 1))
+        return Evaluation(loss: Double(sums[0]) / n, accuracy: Double(sums[1]) / n)
     }
+
+    /// Checks that every replica holds bit-identical parameters.
+    public func checkReplicas() throws {
+        guard comm.worldSize > 1 else { return }
+        var sum = model.values.checksum()
+        let all = try comm.allGather(withUnsafeBytes(of: &sum) { Array($0) })
+        if let bad = all.firstIndex(where: { $0 != all[0] }) {
+            throw TrainError("replica drift at step \(state.globalStep): rank \(bad)'s parameters differ from rank 0's")
+        }
+    }
+
+    // MARK: the loop
 
     /// Summary of a finished (or stopped) run.
     public struct Summary: Sendable {
@@ -176,9 +271,11 @@ public final class Trainer {
         let epochs = job.train.epochs
         var lastEval: Evaluation?
         var trainSeconds = 0.0, samples = 0
+        let k = job.train.accumulationSteps
         log("training \(job.name): \(model.parameterCount) parameters, \(data.train.count) samples, "
-            + "\(comm.worldSize) worker\(comm.worldSize == 1 ? "" : "s") × batch \(job.train.batchSize), "
-            + "\(stepsPerEpoch) steps/epoch, lr \(job.optimizer.lr) (\(job.schedule.type))")
+            + "\(comm.worldSize) worker\(comm.worldSize == 1 ? "" : "s") × batch \(job.train.batchSize)"
+            + (k > 1 ? " × \(k) micro-batches" : "") + " = global batch \(sampler.globalBatch), "
+            + "\(stepsPerEpoch) steps/epoch; \(lrDescription)")
         while state.epoch < epochs {
             let loader = BatchLoader(data.train, sampler: sampler, epoch: state.epoch, from: state.stepInEpoch)
             var t0 = monotonicSeconds()
@@ -191,9 +288,12 @@ public final class Trainer {
                                    samplesPerSecond: Double(samples) / max(trainSeconds, 1e-9), stopped: true)
                 }
                 let l: Float
-                do { l = try step(bx, by) } catch { loader.cancel(); throw error }
-                state.stepInEpoch += 1
-                state.globalStep += 1
+                do {
+                    l = try step(bx, by)
+                    state.stepInEpoch += 1
+                    state.globalStep += 1
+                    if job.train.checkEvery > 0 && state.globalStep % job.train.checkEvery == 0 { try checkReplicas() }
+                } catch { loader.cancel(); throw error }
                 samples += sampler.globalBatch
                 epochLoss += Double(l)
                 epochSteps += 1
@@ -211,11 +311,13 @@ public final class Trainer {
             let epochTime = monotonicSeconds() - t0
             trainSeconds += epochTime
             state = TrainState(epoch: state.epoch + 1, stepInEpoch: 0, globalStep: state.globalStep)
-            let ev = evaluate(data.test)
+            let ev = try evaluate(data.test)
             lastEval = ev
+            let rate = Double(epochSteps * sampler.globalBatch) / max(epochTime, 1e-9)
             log("epoch \(state.epoch)/\(epochs) train_loss \(fmt(epochLoss / Double(max(epochSteps, 1)), 4)) "
                 + "test_loss \(fmt(ev.loss, 4)) test_acc \(fmt(ev.accuracy, 4)) "
-                + "time \(fmt(epochTime, 2))s samples/s \(Int(Double(epochSteps * sampler.globalBatch) / max(epochTime, 1e-9)))")
+                + "time \(fmt(epochTime, 2))s samples/s \(Int(rate))")
+            onEpoch?(state, ev, rate)
             if let dir = checkpointDir { try saveCheckpoint(dir) }
         }
         return Summary(state: state, lastEvaluation: lastEval, trainSeconds: trainSeconds,

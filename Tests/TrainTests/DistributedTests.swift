@@ -1,0 +1,93 @@
+import Comm
+import Config
+import NN
+import TensorCore
+import TestSupport
+import Testing
+import Train
+
+/// A job on synthetic data with `samples` training samples.
+func syntheticJob(_ dir: String, samples: Int, batch: Int, epochs: Int = 1) throws -> (JobConfig, JobData) {
+    try Fixtures.writeSyntheticFashionMNIST(dir, train: samples, test: 200)
+    var job = JobConfig()
+    job.name = "ddp"
+    job.data.path = dir
+    job.model = ModelSpec(input: [1, 28, 28], layers: [.string("flatten"),
+        .object(["type": .string("linear"), "out": .int(32)]), .string("relu"),
+        .object(["type": .string("linear"), "out": .int(10)])])
+    job.train.epochs = epochs
+    job.train.batchSize = batch
+    job.train.logEvery = 0
+    job.train.checkEvery = 10
+    job.scaling.baseBatch = 128
+    job.schedule.type = "constant"
+    job.comm.bucketBytes = 16 << 10     // several buckets for this small model
+    job.comm.timeout = 20
+    return (job, try JobData.load(job.data))
+}
+
+/// Losses of the first `steps` steps, as seen by rank 0, with `world` in-process ranks.
+func losses(_ job: JobConfig, _ data: JobData, world: Int, steps: Int, accumulation: Int = 1) throws -> [Float] {
+    var j = job
+    j.train.batchSize = job.train.batchSize / world / accumulation
+    j.train.accumulationSteps = accumulation
+    let comms: [Communicator] = world == 1 ? [LocalCommunicator()] : try localRing(world, options: .init(timeout: 20))
+    let results = concurrently(world) { r -> [Float] in
+        let t = try Trainer(job: j, data: data, comm: comms[r], log: { _ in })
+        var seen: [Float] = []
+        t.onStep = { _, l in seen.append(l) }
+        t.stopAtStep = steps
+        _ = try t.run()
+        return seen
+    }
+    let all = try results.map { try $0.get() }
+    for other in all.dropFirst() { #expect(other == all[0], "every rank sees the same averaged loss") }
+    return all[0]
+}
+
+@Test(.timeLimit(.minutes(5)))
+func dataParallelMatchesSingleNodeStepForStep() throws {
+    let dir = Fixtures.tempDirectory("ddp")
+    let (job, data) = try syntheticJob(dir, samples: 128 * 50, batch: 128)
+    let single = try losses(job, data, world: 1, steps: 50)
+    #expect(single.count == 50)
+    for (world, accumulation) in [(2, 1), (4, 1), (2, 2)] {
+        let ddp = try losses(job, data, world: world, steps: 50, accumulation: accumulation)
+        #expect(ddp.count == 50)
+        let worst = zip(single, ddp).map { abs($0 - $1) / max(abs($0), 1e-6) }.max() ?? 1
+        #expect(worst <= 1e-4, "world \(world) × accumulation \(accumulation): worst relative difference \(worst)")
+    }
+}
+
+@Test func gradientBucketsCoverTheArenaInBackwardOrder() throws {
+    let dir = Fixtures.tempDirectory("buckets")
+    var (job, data) = try syntheticJob(dir, samples: 256, batch: 32)
+    job.model = ModelSpec(input: [1, 28, 28], layers: [.string("flatten"),
+        .object(["type": .string("linear"), "out": .int(64)]), .string("relu"),
+        .object(["type": .string("linear"), "out": .int(64)]), .string("relu"),
+        .object(["type": .string("linear"), "out": .int(10)])])
+    let t = try Trainer(job: job, data: data, log: { _ in })
+    // Layer ranges in the arena: last layer first.
+    let ranges = t.model.layerRanges
+    #expect(ranges[5]!.lowerBound == 0)
+    #expect(ranges[5]!.upperBound <= ranges[3]!.lowerBound && ranges[3]!.upperBound <= ranges[1]!.lowerBound)
+    #expect(ranges[0] == nil && ranges[2] == nil)
+}
+
+@Test func linearScalingRuleAndWarmup() throws {
+    let dir = Fixtures.tempDirectory("lr")
+    var (job, data) = try syntheticJob(dir, samples: 1024, batch: 64, epochs: 4)
+    job.optimizer.lr = 0.1
+    job.scaling.baseBatch = 32
+    job.scaling.warmupEpochs = 1
+    let t = try Trainer(job: job, data: data, log: { _ in })
+    #expect(t.stepsPerEpoch == 16 && t.warmupSteps == 16)
+    #expect(abs(t.scaledLR - 0.2) < 1e-12)
+    #expect(abs(t.learningRate(step: 0) - 0.1) < 1e-12)
+    #expect(abs(t.learningRate(step: 8) - 0.15) < 1e-12)
+    #expect(abs(t.learningRate(step: 16) - 0.2) < 1e-12)          // constant schedule after warmup
+    #expect(t.lrDescription.contains("lr 0.1 × 64/32 = 0.20000 (linear scaling rule), warmup 16 steps"))
+    job.scaling.rule = "none"
+    let u = try Trainer(job: job, data: data, log: { _ in })
+    #expect(u.scaledLR == 0.1 && u.lrDescription.contains("scaling rule off"))
+}
