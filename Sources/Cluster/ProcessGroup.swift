@@ -43,13 +43,7 @@ public final class ProcessGroup {
         posix_spawn_file_actions_adddup2(&actions, out[1], 1)
         posix_spawn_file_actions_adddup2(&actions, out[1], 2)
         posix_spawn_file_actions_addclose(&actions, out[0])
-        var env = [String: String]()
-        var e = environ
-        while let p = e.pointee {
-            let s = String(cString: p)
-            if let eq = s.firstIndex(of: "=") { env[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
-            e += 1
-        }
+        var env = environmentDictionary()
         env["RINGTRAIN_PARENT"] = String(getpid())
         for (k, v) in environment { env[k] = v }
         let cargs = argv.map { strdup($0) } + [nil]
@@ -97,19 +91,22 @@ public final class ProcessGroup {
         }
     }
 
-    /// Waits for any child to exit (up to `timeout` seconds); returns it with its exit code
-    /// (128 + signal for a signal), or nil on timeout or when none is left.
+    /// Waits for any of this group's children to exit (up to `timeout` seconds); returns it
+    /// with its exit code (128 + signal for a signal), or nil on timeout or when none is left.
+    /// Only this group's own children are reaped, so several groups can live in one process.
     public func waitAny(timeout: Double) -> (child: Child, code: Int32)? {
         let deadline = monotonicSeconds() + timeout
         while true {
-            var st: Int32 = 0
-            let pid = waitpid(-1, &st, WNOHANG)
-            if pid > 0, let c = lock.sync(execute: { children.first { $0.pid == pid } }) {
-                let code = (st & 0x7f) == 0 ? (st >> 8) & 0xff : 128 + (st & 0x7f)
-                lock.sync { status[pid] = code }
-                return (c, code)
+            let live = lock.sync { children.filter { status[$0.pid] == nil } }
+            if live.isEmpty { return nil }
+            for c in live {
+                var st: Int32 = 0
+                if waitpid(c.pid, &st, WNOHANG) == c.pid {
+                    let code = (st & 0x7f) == 0 ? (st >> 8) & 0xff : 128 + (st & 0x7f)
+                    lock.sync { status[c.pid] = code }
+                    return (c, code)
+                }
             }
-            if pid < 0 && errno == ECHILD { return nil }
             if monotonicSeconds() > deadline { return nil }
             usleep(20_000)
         }

@@ -30,7 +30,7 @@ public final class BatchLoader {
         consumed = step
         let start = step
         free.signal(); free.signal()
-        Thread.detach { [self] in produce(from: start) }
+        Threads.detach { [self] in produce(from: start) }
     }
 
     private func produce(from start: Int) {
@@ -59,21 +59,5 @@ public final class BatchLoader {
         cancelled = true
         free.signal(); free.signal()
         done.wait()
-    }
-}
-
-/// A minimal detached thread (Foundation's Thread is heavier than needed here).
-enum Thread {
-    static func detach(_ body: @escaping () -> Void) {
-        final class Box { let f: () -> Void; init(_ f: @escaping () -> Void) { self.f = f } }
-        let box = Unmanaged.passRetained(Box(body)).toOpaque()
-        var tid = pthread_t()
-        let rc = pthread_create(&tid, nil, { arg in
-            let b = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
-            b.f()
-            return nil
-        }, box)
-        precondition(rc == 0, "pthread_create failed: \(rc)")
-        pthread_detach(tid)
     }
 }

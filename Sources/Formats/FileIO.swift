@@ -26,9 +26,11 @@ public enum FileIO {
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw FileError(path, "cannot stat: \(errnoText())") }
         if (st.st_mode & S_IFMT) == S_IFDIR { throw FileError(path, "is a directory, expected a file") }
-        var out = [UInt8](repeating: 0, count: Int(st.st_size))
+        // st_size is a hint only: files under /proc report 0, and a file may grow.
+        var out = [UInt8](repeating: 0, count: max(Int(st.st_size), 4096))
         var done = 0
-        while done < out.count {
+        while true {
+            if done == out.count { out += [UInt8](repeating: 0, count: out.count) }
             let n = out.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + done, $0.count - done) }
             if n < 0 {
                 if errno == EINTR { continue }
@@ -37,7 +39,8 @@ public enum FileIO {
             if n == 0 { break }
             done += n
         }
-        return done == out.count ? out : Array(out.prefix(done))
+        out.removeSubrange(done...)
+        return out
     }
 
     public static func readText(_ path: String) throws -> String {

@@ -1,4 +1,5 @@
 import Comm
+import TensorCore
 import Dispatch
 import Glibc
 
@@ -9,7 +10,7 @@ public func concurrently<T>(_ n: Int, _ body: @escaping (Int) throws -> T) -> [R
     let group = DispatchGroup()
     for i in 0..<n {
         group.enter()
-        Thread.start {
+        Threads.detach {
             let r = Result { try body(i) }
             lock.sync { results[i] = r }
             group.leave()
@@ -26,18 +27,4 @@ public func localRing(_ n: Int, runID: UInt64 = 42, options: RingCommunicator.Op
     return try concurrently(n) { r in
         try RingCommunicator(listener: listeners[r], rank: r, peers: peers, runID: runID, options: options)
     }.map { try $0.get() }
-}
-
-/// A plain detached thread (Dispatch's pool may hold fewer threads than a test needs at once).
-public enum Thread {
-    public static func start(_ body: @escaping () -> Void) {
-        final class Box { let f: () -> Void; init(_ f: @escaping () -> Void) { self.f = f } }
-        let box = Unmanaged.passRetained(Box(body)).toOpaque()
-        var tid = pthread_t()
-        pthread_create(&tid, nil, { arg in
-            Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue().f()
-            return nil
-        }, box)
-        pthread_detach(tid)
-    }
 }

@@ -1,3 +1,4 @@
+import Comm
 import Config
 import Formats
 import NN
@@ -70,7 +71,12 @@ public enum Checkpoint {
 
     /// Reads and validates a checkpoint's metadata (tensors are checked when restored).
     public static func load(_ path: String) throws -> Contents {
-        let file = try SafeTensors.read(path: path)
+        try parse(try FileIO.read(path), source: path)
+    }
+
+    /// Validates a checkpoint image; `source` names it in errors.
+    public static func parse(_ bytes: [UInt8], source path: String) throws -> Contents {
+        let file = try SafeTensors.parse(bytes, source: path)
         let m = file.metadata
         func bad(_ what: String) -> FileError { FileError(path, "checkpoint metadata: \(what)") }
         guard let f = m["format"] else {
@@ -172,5 +178,31 @@ public enum Checkpoint {
     public static func prune(_ dir: String, keep: Int) {
         let all = list(in: dir)
         for p in all.dropLast(keep) { FileIO.remove(p) }
+    }
+}
+
+extension Checkpoint {
+    /// Loads a checkpoint on every rank while only rank 0 reads the file (workers on other hosts
+    /// need no shared filesystem): rank 0 broadcasts the bytes through the ring, and a read
+    /// error on rank 0 becomes the same error everywhere.
+    public static func loadShared(_ path: String, comm: Communicator) throws -> Contents {
+        guard comm.worldSize > 1 else { return try load(path) }
+        var bytes: [UInt8] = []
+        var status: [UInt8] = []
+        if comm.rank == 0 {
+            do {
+                bytes = try FileIO.read(path)
+                status = Array("OK \(bytes.count)".utf8)
+            } catch { status = Array("ERR \(error)".utf8) }
+        }
+        let head = String(decoding: try comm.allGather(status)[0], as: UTF8.self)
+        guard head.hasPrefix("OK "), let n = Int(head.dropFirst(3)) else {
+            throw FileError(path, "rank 0 could not read the checkpoint: \(head.dropFirst(4))")
+        }
+        var floats = [Float](repeating: 0, count: (n + 3) / 4)
+        if comm.rank == 0 { floats.withUnsafeMutableBytes { $0.copyBytes(from: bytes) } }
+        try floats.withUnsafeMutableBufferPointer { try comm.broadcast($0, root: 0) }
+        if comm.rank != 0 { bytes = floats.withUnsafeBytes { Array($0.prefix(n)) } }
+        return try parse(bytes, source: path)
     }
 }

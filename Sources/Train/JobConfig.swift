@@ -204,3 +204,18 @@ public struct JobConfig: Equatable, Sendable {
         ])
     }
 }
+
+extension JobConfig {
+    /// A short stable fingerprint of the whole job (every field), to check that processes
+    /// started with their own job files agree.
+    public var hash: String {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        for b in JSON.string(configValue).utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+        return String(h, radix: 16)
+    }
+
+    /// Where this job's checkpoints go ("" when disabled).
+    public var checkpointDirectory: String {
+        checkpoint.dir.isEmpty ? "" : "\(checkpoint.dir)/\(name)"
+    }
+}

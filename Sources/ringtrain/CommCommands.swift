@@ -257,7 +257,7 @@ struct CommTest: ParsableCommand {
         if let i = iters { args += ["--iters", String(i)] }
         let codes = try launchCommWorkers(world: workers, workerArguments: args, timeout: 60) { group in
             guard let k = killRank else { return }
-            Thread.sleep(seconds: killAfter)
+            Threads.sleep(seconds: killAfter)
             let victim = group.children[k]
             kill(victim.pid, SIGKILL)
             print("KILLED rank=\(k) t=\(monotonicSeconds())")
@@ -265,8 +265,4 @@ struct CommTest: ParsableCommand {
         }
         for (r, c) in codes.enumerated() { print("EXIT rank=\(r) code=\(c)") }
     }
-}
-
-enum Thread {
-    static func sleep(seconds: Double) { usleep(UInt32(max(0, seconds) * 1_000_000)) }
 }

@@ -1,0 +1,268 @@
+import Comm
+import Config
+import Formats
+import Glibc
+import Synchronization
+import TensorCore
+import Train
+
+/// The control plane of a job (never touches gradients). It meets the workers (HELLO →
+/// WELCOME with rank, peers, job and run id), then watches heartbeats, collects metrics and
+/// ends the job: success when every rank is DONE; failure when a worker reports one, falls
+/// silent or disappears — then every worker is told to ABORT, naming the rank and host at fault.
+public final class Coordinator {
+    public struct Options {
+        public var listen: String
+        public var workers: Int
+        public var job: JobConfig
+        /// Checkpoint every worker resumes from (rank 0 reads it and broadcasts it).
+        public var resume: String?
+        /// Longest wait for all workers to arrive.
+        public var rendezvousTimeout = 120.0
+        public init(listen: String, workers: Int, job: JobConfig, resume: String? = nil) {
+            self.listen = listen
+            self.workers = workers
+            self.job = job
+            self.resume = resume
+        }
+    }
+
+    public enum Outcome: Equatable, Sendable {
+        case succeeded(steps: Int, lastTestAccuracy: Double?)
+        case failed(rank: Int?, host: String?, message: String)
+    }
+
+    public let options: Options
+    public let endpoint: String
+    public let runID = UInt64.random(in: 1...UInt64.max)
+    /// Log lines (default: stdout with a "[coordinator]" prefix).
+    public var log: (String) -> Void = { Trainer.printLine("[coordinator] " + $0) }
+
+    private let context = ZContext()
+    private let router: ZSocket
+    /// Set from other threads: a reason to end the job (user stop, a worker process that exited).
+    private let external = Mutex<Failure?>(nil)
+
+    struct Member {
+        let identity: [UInt8]
+        let hello: ControlMessage.Hello
+        var rank = -1
+        var lastSeen = monotonicSeconds()
+        var done = false
+    }
+    private var members: [Member] = []
+
+    public init(_ options: Options) throws {
+        self.options = options
+        router = try ZSocket(context, .router)
+        try router.set(ZMQ_ROUTER_MANDATORY_OPTION, 0)
+        try router.bind(options.listen)
+        endpoint = router.lastEndpoint
+    }
+
+    /// Asks a running `run()` to abort the job (e.g. on Ctrl-C); safe from any thread.
+    public func requestStop(_ reason: String = "stopped by the user") {
+        external.withLock { if $0 == nil { $0 = Failure(rank: nil, host: nil, reason) } }
+    }
+
+    /// Tells the coordinator that the process of `rank` has exited (the launcher sees this
+    /// first); the job fails naming that rank unless the rank had already finished.
+    public func processExited(rank: Int, host: String, description: String) {
+        external.withLock { if $0 == nil { $0 = Failure(rank: rank, host: host, description) } }
+    }
+
+    private func checkExternal() throws {
+        guard let f = external.withLock({ $0 }) else { return }
+        if let r = f.rank, members.first(where: { $0.rank == r })?.done == true {
+            external.withLock { $0 = nil }   // a finished rank may exit
+            return
+        }
+        throw f
+    }
+
+    /// Runs the job to its end. Blocking.
+    public func run() -> Outcome {
+        do {
+            try rendezvous()
+            return try supervise()
+        } catch let f as Failure {
+            return abort(rank: f.rank, host: f.host, f.message)
+        } catch {
+            return abort(rank: nil, host: nil, "\(error)")
+        }
+    }
+
+    struct Failure: Error, Sendable {
+        let rank: Int?
+        let host: String?
+        let message: String
+        init(rank: Int?, host: String?, _ message: String) { self.rank = rank; self.host = host; self.message = message }
+    }
+
+    // MARK: rendezvous
+
+    private func rendezvous() throws {
+        let n = options.workers
+        let deadline = monotonicSeconds() + options.rendezvousTimeout
+        log("waiting for \(n) worker\(n == 1 ? "" : "s") on \(endpoint)")
+        while members.count < n {
+            try checkExternal()
+            guard monotonicSeconds() < deadline else {
+                throw Failure(rank: nil, host: nil, "only \(members.count) of \(n) workers arrived within \(Int(options.rendezvousTimeout)) s")
+            }
+            guard let (id, msg) = try receive(timeoutMs: 200) else { continue }
+            guard case .hello(let h) = msg else {
+                log("ignored \(msg.type) from \(hex(id)) before the job started")
+                continue
+            }
+            if let reason = admissionProblem(h) {
+                log("rejected \(h.host) pid \(h.pid): \(reason)")
+                send(.reject(reason: reason), to: id)
+                continue
+            }
+            members.append(Member(identity: id, hello: h))
+            log("worker \(members.count)/\(n): \(h.host) pid \(h.pid), ring \(h.endpoint)")
+        }
+        assignRanks()
+        let job = options.job.configValue
+        let peers = members.sorted { $0.rank < $1.rank }
+        for m in members {
+            send(.welcome(.init(rank: m.rank, world: n, peers: peers.map(\.hello.endpoint), hosts: peers.map(\.hello.host),
+                                peerKeys: peers.compactMap(\.hello.publicKey).count == n ? peers.map { $0.hello.publicKey! } : [],
+                                runID: runID, job: job, resume: options.resume)), to: m.identity)
+            members[members.firstIndex { $0.identity == m.identity }!].lastSeen = monotonicSeconds()
+        }
+        log("job \(options.job.name) started: run \(String(runID, radix: 16)), \(n) ranks"
+            + (options.resume.map { ", resuming from \($0)" } ?? ""))
+    }
+
+    private func admissionProblem(_ h: ControlMessage.Hello) -> String? {
+        if h.protocolVersion != ControlMessage.version {
+            return "protocol version \(h.protocolVersion), this coordinator speaks \(ControlMessage.version)"
+        }
+        if h.build != BuildInfo.id { return "build \(h.build) differs from the coordinator's \(BuildInfo.id)" }
+        if let j = h.jobHash, j != options.job.hash {
+            return "job file differs from the coordinator's (hash \(j), expected \(options.job.hash))"
+        }
+        if members.contains(where: { $0.hello.host == h.host && $0.hello.pid == h.pid }) {
+            return "duplicate: \(h.host) pid \(h.pid) has already joined"
+        }
+        if members.contains(where: { $0.hello.endpoint == h.endpoint }) { return "duplicate ring endpoint \(h.endpoint)" }
+        if let r = h.rank {
+            if r >= options.workers { return "rank \(r) requested, but the job has \(options.workers) workers" }
+            if members.contains(where: { $0.hello.rank == r }) { return "rank \(r) is already taken" }
+        }
+        return nil
+    }
+
+    /// Requested ranks are honoured; the rest are given out in (host, pid) order, so the same
+    /// set of workers always gets the same ranks.
+    private func assignRanks() {
+        var free = Set(0..<options.workers)
+        for i in members.indices { if let r = members[i].hello.rank { members[i].rank = r; free.remove(r) } }
+        let rest = members.indices.filter { members[$0].rank < 0 }
+            .sorted { (members[$0].hello.host, members[$0].hello.pid) < (members[$1].hello.host, members[$1].hello.pid) }
+        for (i, r) in zip(rest, free.sorted()) { members[i].rank = r }
+    }
+
+    // MARK: supervision
+
+    private func supervise() throws -> Outcome {
+        let c = options.job.comm
+        var lastPing = 0.0
+        var lastAccuracy: Double?
+        var lastStep = 0
+        while true {
+            try checkExternal()
+            let now = monotonicSeconds()
+            if now - lastPing >= c.heartbeat {
+                for m in members { send(.ping, to: m.identity) }
+                lastPing = now
+            }
+            for m in members where !m.done && now - m.lastSeen > c.heartbeatTimeout {
+                throw Failure(rank: m.rank, host: m.hello.host,
+                              "no heartbeat for \(fmt(now - m.lastSeen, 1)) s (process hung, dead or unreachable)")
+            }
+            guard let (id, msg) = try receive(timeoutMs: Int(c.heartbeat * 250) + 1) else { continue }
+            guard let i = members.firstIndex(where: { $0.identity == id }) else {
+                if case .hello(let h) = msg {
+                    log("rejected late worker \(h.host) pid \(h.pid): the job has already started")
+                    send(.reject(reason: "the job has already started"), to: id)
+                } else {
+                    log("ignored \(msg.type) from unknown peer \(hex(id))")
+                }
+                continue
+            }
+            members[i].lastSeen = monotonicSeconds()
+            let m = members[i]
+            switch msg {
+            case .heartbeat(let rank, _), .metrics(let rank, _, _, _, _, _), .done(let rank, _), .failed(let rank, _, _):
+                guard rank == m.rank else {
+                    log("ignored \(msg.type) claiming rank \(rank) from rank \(m.rank) (\(m.hello.host))")
+                    continue
+                }
+            default: break
+            }
+            switch msg {
+            case .metrics(_, let epoch, let step, let loss, let acc, let rate):
+                lastAccuracy = acc
+                log("epoch \(epoch) (step \(step)): test_loss \(fmt(loss, 4)) test_acc \(fmt(acc, 4)) samples/s \(Int(rate))")
+            case .done(_, let step):
+                members[i].done = true
+                lastStep = max(lastStep, step)
+                if members.allSatisfy(\.done) {
+                    log("job \(options.job.name) finished: \(lastStep) steps" + (lastAccuracy.map { ", test_acc \(fmt($0, 4))" } ?? ""))
+                    return .succeeded(steps: lastStep, lastTestAccuracy: lastAccuracy)
+                }
+            case .failed(_, let peer, let message):
+                // A ring error names the peer that failed; blame it rather than the messenger.
+                let culprit = peer.flatMap { p in members.first { $0.rank == p } } ?? m
+                throw Failure(rank: culprit.rank, host: culprit.hello.host,
+                              culprit.rank == m.rank ? message : "reported by rank \(m.rank): \(message)")
+            case .hello:
+                log("ignored a second HELLO from rank \(m.rank)")
+            default:
+                break
+            }
+        }
+    }
+
+    // MARK: messaging
+
+    private func receive(timeoutMs: Int) throws -> ([UInt8], ControlMessage)? {
+        guard try ZPoll.wait([ZPoll.Item(router, read: true)], timeoutMs: timeoutMs)[0].readable,
+              let parts = try router.receiveMultipart(dontWait: true) else { return nil }
+        guard parts.count == 2 else {
+            log("dropped a \(parts.count)-part message (expected identity + one frame)")
+            return nil
+        }
+        let from = members.first { $0.identity == parts[0] }.map { "rank \($0.rank) (\($0.hello.host))" } ?? "peer \(hex(parts[0]))"
+        do {
+            return (parts[0], try ControlMessage.decode(parts[1], from: from))
+        } catch {
+            log("dropped malformed \(error)")
+            return nil
+        }
+    }
+
+    private func send(_ msg: ControlMessage, to id: [UInt8]) {
+        _ = try? router.send(id, more: true, dontWait: true)
+        _ = try? router.send(msg.encode(), dontWait: true)
+    }
+
+    private func abort(rank: Int?, host: String?, _ message: String) -> Outcome {
+        let who = rank.map { "rank \($0)" + (host.map { " (\($0))" } ?? "") } ?? "job"
+        log("job failed: \(who): \(message)")
+        for m in members where m.rank >= 0 { send(.abort(rank: rank, host: host, message: message), to: m.identity) }
+        for m in members where m.rank < 0 { send(.reject(reason: "job failed: \(message)"), to: m.identity) }
+        // Give libzmq a moment to deliver the aborts before the socket goes away.
+        usleep(300_000)
+        return .failed(rank: rank, host: host, message: message)
+    }
+}
+
+func hex(_ bytes: [UInt8]) -> String {
+    bytes.map { $0 < 16 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+}
+
+let ZMQ_ROUTER_MANDATORY_OPTION: Int32 = 33

@@ -1,0 +1,182 @@
+import Config
+import Formats
+
+/// Control-plane messages between the coordinator (ROUTER) and workers (DEALER). Each is one
+/// ZeroMQ frame holding a JSON object `{"type": …, "v": 1, …}`, at most `maxBytes` long. Every
+/// field is checked on arrival; a message that fails is logged and dropped (or answered with
+/// REJECT during rendezvous), never trusted. See docs/protocol.md.
+public enum ControlMessage: Equatable, Sendable {
+    public static let version = 1
+    public static let maxBytes = 1 << 20
+
+    public struct Hello: Equatable, Sendable {
+        public var host: String
+        public var pid: Int
+        /// The worker's ring input, e.g. tcp://10.0.0.5:41733.
+        public var endpoint: String
+        public var build: String
+        /// Hash of the worker's own job file, when it was given one (must match the coordinator's).
+        public var jobHash: String?
+        /// Rank asked for (from --rank, RANK or SLURM_PROCID).
+        public var rank: Int?
+        /// CURVE public key (Z85) of the worker's ring input, when security is on.
+        public var publicKey: String?
+        public var protocolVersion = ControlMessage.version
+        public init(host: String, pid: Int, endpoint: String, build: String, jobHash: String? = nil,
+                    rank: Int? = nil, publicKey: String? = nil) {
+            self.host = host; self.pid = pid; self.endpoint = endpoint; self.build = build
+            self.jobHash = jobHash; self.rank = rank; self.publicKey = publicKey
+        }
+    }
+
+    public struct Welcome: Equatable, Sendable {
+        public var rank: Int
+        public var world: Int
+        public var peers: [String]
+        public var hosts: [String]
+        /// Ring input public keys by rank (CURVE on), else empty.
+        public var peerKeys: [String]
+        public var runID: UInt64
+        public var job: ConfigValue
+        /// Checkpoint to resume from (read by rank 0 and broadcast to the others).
+        public var resume: String?
+        public init(rank: Int, world: Int, peers: [String], hosts: [String], peerKeys: [String] = [],
+                    runID: UInt64, job: ConfigValue, resume: String? = nil) {
+            self.rank = rank; self.world = world; self.peers = peers; self.hosts = hosts
+            self.peerKeys = peerKeys; self.runID = runID; self.job = job; self.resume = resume
+        }
+    }
+
+    case hello(Hello)
+    case welcome(Welcome)
+    case reject(reason: String)
+    case heartbeat(rank: Int, step: Int)
+    case ping
+    case metrics(rank: Int, epoch: Int, step: Int, testLoss: Double, testAccuracy: Double, samplesPerSecond: Double)
+    case done(rank: Int, step: Int)
+    case failed(rank: Int, peer: Int?, message: String)
+    case abort(rank: Int?, host: String?, message: String)
+
+    public var type: String {
+        switch self {
+        case .hello: return "HELLO"
+        case .welcome: return "WELCOME"
+        case .reject: return "REJECT"
+        case .heartbeat: return "HEARTBEAT"
+        case .ping: return "PING"
+        case .metrics: return "METRICS"
+        case .done: return "DONE"
+        case .failed: return "FAILED"
+        case .abort: return "ABORT"
+        }
+    }
+
+    // MARK: encoding
+
+    public func encode() -> [UInt8] {
+        var fields: [ConfigEntry] = [ConfigEntry(key: "type", value: .string(type)),
+                                     ConfigEntry(key: "v", value: .int(Self.version))]
+        func put(_ k: String, _ v: ConfigValue?) { if let v { fields.append(ConfigEntry(key: k, value: v)) } }
+        switch self {
+        case .hello(let h):
+            fields[1].value = .int(h.protocolVersion)
+            put("host", .string(h.host)); put("pid", .int(h.pid)); put("endpoint", .string(h.endpoint))
+            put("build", .string(h.build)); put("job_hash", h.jobHash.map { .string($0) })
+            put("rank", h.rank.map { .int($0) }); put("public_key", h.publicKey.map { .string($0) })
+        case .welcome(let w):
+            put("rank", .int(w.rank)); put("world", .int(w.world))
+            put("peers", .list(w.peers.map { .string($0) })); put("hosts", .list(w.hosts.map { .string($0) }))
+            put("peer_keys", .list(w.peerKeys.map { .string($0) }))
+            put("run_id", .string(String(w.runID, radix: 16))); put("job", w.job)
+            put("resume", w.resume.map { .string($0) })
+        case .reject(let reason): put("reason", .string(reason))
+        case .heartbeat(let rank, let step): put("rank", .int(rank)); put("step", .int(step))
+        case .ping: break
+        case .metrics(let rank, let epoch, let step, let loss, let acc, let rate):
+            put("rank", .int(rank)); put("epoch", .int(epoch)); put("step", .int(step))
+            put("test_loss", .double(loss)); put("test_accuracy", .double(acc)); put("samples_per_second", .double(rate))
+        case .done(let rank, let step): put("rank", .int(rank)); put("step", .int(step))
+        case .failed(let rank, let peer, let message):
+            put("rank", .int(rank)); put("peer", peer.map { .int($0) }); put("message", .string(message))
+        case .abort(let rank, let host, let message):
+            put("rank", rank.map { .int($0) }); put("host", host.map { .string($0) }); put("message", .string(message))
+        }
+        return Array(JSON.string(.map(fields)).utf8)
+    }
+
+    // MARK: decoding
+
+    public struct DecodeError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Parses and validates one message; `from` names the sender in errors.
+    public static func decode(_ bytes: [UInt8], from: String) throws -> ControlMessage {
+        func bad(_ m: String) -> DecodeError { DecodeError(description: "message from \(from): \(m)") }
+        guard bytes.count <= maxBytes else { throw bad("\(bytes.count) bytes, over the \(maxBytes)-byte limit") }
+        let value: ConfigValue
+        do { value = try JSON.parse(bytes) } catch { throw bad("\(error)") }
+        let r: ConfigReader
+        do { r = try ConfigReader(value, source: from) } catch { throw bad("not a JSON object") }
+        do {
+            let type = try r.requiredString("type")
+            let v = try r.requiredInt("v")
+            // Only HELLO may carry another version: the coordinator answers it with a clear REJECT.
+            guard v == version || type == "HELLO" else { throw r.error("v", "protocol version \(v), expected \(version)") }
+            let msg: ControlMessage
+            switch type {
+            case "HELLO":
+                var h = Hello(host: try r.requiredString("host"), pid: try r.requiredInt("pid", min: 0),
+                              endpoint: try r.requiredString("endpoint"), build: try r.requiredString("build"),
+                              jobHash: try r.optionalString("job_hash"), rank: try r.optionalInt("rank", min: 0),
+                              publicKey: try r.optionalString("public_key"))
+                h.protocolVersion = v
+                msg = .hello(h)
+            case "WELCOME":
+                let world = try r.requiredInt("world", min: 1, max: 4096)
+                let rank = try r.requiredInt("rank", min: 0, max: world - 1)
+                func strings(_ k: String) throws -> [String] {
+                    try (r.optionalList(k) ?? []).enumerated().map { i, x in
+                        guard case .string(let s) = x else { throw r.error("\(k)[\(i)]", "expected a string") }
+                        return s
+                    }
+                }
+                let peers = try strings("peers"), hosts = try strings("hosts"), keys = try strings("peer_keys")
+                guard peers.count == world, hosts.count == world, keys.isEmpty || keys.count == world else {
+                    throw r.error("peers", "expected \(world) peers, hosts (and keys)")
+                }
+                guard let run = UInt64(try r.requiredString("run_id"), radix: 16) else { throw r.error("run_id", "not hexadecimal") }
+                guard let job = r.value("job"), case .map = job else { throw r.error("job", "required object is missing") }
+                msg = .welcome(Welcome(rank: rank, world: world, peers: peers, hosts: hosts, peerKeys: keys,
+                                       runID: run, job: job, resume: try r.optionalString("resume")))
+            case "REJECT": msg = .reject(reason: try r.requiredString("reason"))
+            case "HEARTBEAT": msg = .heartbeat(rank: try r.requiredInt("rank", min: 0), step: try r.requiredInt("step", min: 0))
+            case "PING": msg = .ping
+            case "METRICS":
+                msg = .metrics(rank: try r.requiredInt("rank", min: 0), epoch: try r.requiredInt("epoch", min: 0),
+                               step: try r.requiredInt("step", min: 0), testLoss: try r.requiredDouble("test_loss"),
+                               testAccuracy: try r.requiredDouble("test_accuracy", min: 0, max: 1),
+                               samplesPerSecond: try r.requiredDouble("samples_per_second", min: 0))
+            case "DONE": msg = .done(rank: try r.requiredInt("rank", min: 0), step: try r.requiredInt("step", min: 0))
+            case "FAILED":
+                msg = .failed(rank: try r.requiredInt("rank", min: 0), peer: try r.optionalInt("peer", min: 0),
+                              message: try r.requiredString("message"))
+            case "ABORT":
+                msg = .abort(rank: try r.optionalInt("rank", min: 0), host: try r.optionalString("host"),
+                             message: try r.requiredString("message"))
+            default:
+                throw r.error("type", "unknown message type \"\(type)\"")
+            }
+            try r.finish()
+            return msg
+        } catch let e as ConfigError {
+            throw bad("\(e.path.isEmpty ? "" : e.path + ": ")\(e.message)")
+        }
+    }
+}
+
+/// Identifies a build of RingTrain: workers and coordinator must match exactly.
+public enum BuildInfo {
+    public static let version = "0.1.0"
+    public static let id = "ringtrain-\(version)-p\(ControlMessage.version)"
+}

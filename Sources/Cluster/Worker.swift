@@ -1,0 +1,199 @@
+import Comm
+import Config
+import Glibc
+import Synchronization
+import TensorCore
+import Train
+
+/// One worker process: joins the coordinator, forms the ring, trains its shard, and keeps a
+/// control thread that sends heartbeats, relays metrics and obeys ABORT. Every way out ends
+/// the process: a worker never outlives its job.
+public final class WorkerRuntime {
+    public struct Options {
+        public var coordinator: String
+        /// Address this worker's ring input binds to (reachable from its ring predecessor).
+        public var bind = "127.0.0.1"
+        /// Rank to ask for (launcher, RANK or SLURM_PROCID).
+        public var rank: Int?
+        /// Hash of the worker's own job file, if it was given one.
+        public var jobHash: String?
+        public var rendezvousTimeout = 120.0
+        public init(coordinator: String) { self.coordinator = coordinator }
+    }
+
+    public let options: Options
+    private let context = ZContext()
+
+    public init(_ options: Options) { self.options = options }
+
+    /// Runs the worker to the end of the job; returns the process exit code.
+    public func run() -> Int32 {
+        var me = "worker"
+        do {
+            let dealer = try ZSocket(context, .dealer)
+            try dealer.connect(options.coordinator)
+            let listener = try RingListener(bind: "tcp://\(options.bind):*")
+            let hello = ControlMessage.Hello(host: hostName(), pid: Int(getpid()), endpoint: listener.endpoint,
+                                             build: BuildInfo.id, jobHash: options.jobHash, rank: options.rank)
+            try dealer.send(ControlMessage.hello(hello).encode())
+            let welcome = try awaitWelcome(dealer)
+            me = "rank \(welcome.rank)"
+            let job = try JobConfig(welcome.job, source: "job from coordinator \(options.coordinator)")
+            let control = ControlLoop(dealer, rank: welcome.rank, comm: job.comm, coordinator: options.coordinator)
+            control.start()
+            do {
+                try train(job: job, welcome: welcome, listener: listener, control: control)
+                control.post(.done(rank: welcome.rank, step: control.step))
+                control.finish(timeout: 3)
+                return 0
+            } catch {
+                control.post(.failed(rank: welcome.rank, peer: (error as? CommError)?.peer, message: "\(error)"))
+                // The coordinator's ABORT names the rank at fault; the control thread prints it and exits.
+                control.finish(timeout: 4)
+                report("\(me): \(error)")
+                return 1
+            }
+        } catch let e as Rejected {
+            report("\(me): \(e.reason)")
+            return 2
+        } catch {
+            report("\(me): \(error)")
+            return 1
+        }
+    }
+
+    struct Rejected: Error { let reason: String }
+
+    private func awaitWelcome(_ dealer: ZSocket) throws -> ControlMessage.Welcome {
+        let deadline = monotonicSeconds() + options.rendezvousTimeout
+        while monotonicSeconds() < deadline {
+            guard try ZPoll.wait([ZPoll.Item(dealer, read: true)], timeoutMs: 200)[0].readable,
+                  let m = try dealer.receiveMessage(dontWait: true) else { continue }
+            switch try ControlMessage.decode(m.bytes, from: "coordinator \(options.coordinator)") {
+            case .welcome(let w): return w
+            case .reject(let reason): throw Rejected(reason: "rejected by the coordinator at \(options.coordinator): \(reason)")
+            case .abort(_, _, let message): throw Rejected(reason: "the coordinator aborted the job: \(message)")
+            default: continue
+            }
+        }
+        throw TrainError("no answer from the coordinator at \(options.coordinator) within \(Int(options.rendezvousTimeout)) s")
+    }
+
+    private func train(job: JobConfig, welcome: ControlMessage.Welcome, listener: RingListener, control: ControlLoop) throws {
+        let data = try JobData.load(job.data)
+        let comm = try RingCommunicator(listener: listener, rank: welcome.rank, peers: welcome.peers, runID: welcome.runID,
+                                        options: .init(timeout: job.comm.timeout, connectTimeout: max(job.comm.timeout, 30),
+                                                       sharedMemory: job.comm.transport == "auto"))
+        let trainer = try Trainer(job: job, data: data, comm: comm)
+        if let path = welcome.resume {
+            try trainer.restore(try Checkpoint.loadShared(path, comm: comm))
+            trainer.log("resumed from \(path) at epoch \(trainer.state.epoch + 1), step \(trainer.state.globalStep)")
+        }
+        trainer.onStep = { state, _ in control.step = state.globalStep }
+        if welcome.rank == 0 {
+            trainer.onEpoch = { state, ev, rate in
+                control.post(.metrics(rank: 0, epoch: state.epoch, step: state.globalStep, testLoss: ev.loss,
+                                      testAccuracy: ev.accuracy, samplesPerSecond: rate))
+            }
+        }
+        let dir = job.checkpointDirectory
+        _ = try trainer.run(checkpointDir: dir.isEmpty ? nil : dir)
+    }
+}
+
+/// The worker's control thread: it alone uses the DEALER socket once training starts.
+final class ControlLoop: @unchecked Sendable {
+    private let dealer: ZSocket
+    private let rank: Int
+    private let comm: JobConfig.Comm
+    private let coordinator: String
+    private let outbox = Mutex<[ControlMessage]>([])
+    private let stepValue = Atomic<Int>(0)
+    private let stopping = Atomic<Bool>(false)
+    private let stopped = Atomic<Bool>(false)
+
+    init(_ dealer: ZSocket, rank: Int, comm: JobConfig.Comm, coordinator: String) {
+        self.dealer = dealer
+        self.rank = rank
+        self.comm = comm
+        self.coordinator = coordinator
+    }
+
+    var step: Int {
+        get { stepValue.load(ordering: .relaxed) }
+        set { stepValue.store(newValue, ordering: .relaxed) }
+    }
+
+    func post(_ m: ControlMessage) { outbox.withLock { $0.append(m) } }
+
+    func start() { Threads.detach { [self] in loop() } }
+
+    /// Lets the loop send what is queued, then stop (or gives up after `timeout`).
+    func finish(timeout: Double) {
+        stopping.store(true, ordering: .releasing)
+        let deadline = monotonicSeconds() + timeout
+        while !stopped.load(ordering: .acquiring) && monotonicSeconds() < deadline { usleep(10_000) }
+    }
+
+    private func loop() {
+        var lastPing = monotonicSeconds()
+        var lastBeat = 0.0
+        while true {
+            let now = monotonicSeconds()
+            if now - lastBeat >= comm.heartbeat {
+                _ = try? dealer.send(ControlMessage.heartbeat(rank: rank, step: step).encode(), dontWait: true)
+                lastBeat = now
+            }
+            let queued = outbox.withLock { q -> [ControlMessage] in defer { q.removeAll() }; return q }
+            for m in queued { _ = try? dealer.send(m.encode(), dontWait: true) }
+            if stopping.load(ordering: .acquiring) && queued.isEmpty && outbox.withLock({ $0.isEmpty }) {
+                // Linger briefly so an ABORT answering a FAILED can still arrive.
+                if let m = next(timeoutMs: 300) { handle(m, &lastPing) }
+                stopped.store(true, ordering: .releasing)
+                return
+            }
+            if now - lastPing > comm.heartbeatTimeout {
+                exitNow("rank \(rank): the coordinator at \(coordinator) has been silent for \(fmt(now - lastPing, 1)) s; stopping")
+            }
+            if let m = next(timeoutMs: 50) { handle(m, &lastPing) }
+        }
+    }
+
+    private func next(timeoutMs: Int) -> ControlMessage? {
+        guard (try? ZPoll.wait([ZPoll.Item(dealer, read: true)], timeoutMs: timeoutMs))?[0].readable == true,
+              let m = try? dealer.receiveMessage(dontWait: true) else { return nil }
+        do { return try ControlMessage.decode(m.bytes, from: "coordinator \(coordinator)") } catch {
+            report("rank \(rank): dropped \(error)")
+            return nil
+        }
+    }
+
+    private func handle(_ m: ControlMessage, _ lastPing: inout Double) {
+        switch m {
+        case .ping: lastPing = monotonicSeconds()
+        case .abort(let r, let host, let message):
+            let who = r.map { "rank \($0)" + (host.map { " (\($0))" } ?? "") } ?? "the job"
+            exitNow("rank \(rank): job aborted by the coordinator: \(who) failed: \(message)")
+        case .reject(let reason):
+            exitNow("rank \(rank): rejected by the coordinator: \(reason)")
+        default: break
+        }
+    }
+
+    private func exitNow(_ message: String) -> Never {
+        report(message)
+        _exit(1)
+    }
+}
+
+/// Writes an error line to stderr (unbuffered) and flushes stdout first, so lines stay in order.
+func report(_ s: String) {
+    fflush(stdout)
+    fputs(s + "\n", stderr)
+}
+
+func hostName() -> String {
+    var buf = [CChar](repeating: 0, count: 256)
+    gethostname(&buf, buf.count)
+    return String(cString: buf)
+}

@@ -1,0 +1,121 @@
+import ArgumentParser
+import Cluster
+import Glibc
+import TensorCore
+import Train
+
+struct LaunchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "launch",
+        abstract: "Train with a coordinator and N worker processes on this host (like torchrun --nproc-per-node).",
+        discussion: "Binds loopback only. Each worker gets cores/N BLAS threads; output lines carry a [rank r] prefix. "
+            + "Ctrl-C or a failure stops every process; --max-restarts restarts the job from its newest checkpoint.")
+
+    @OptionGroup var options: JobOptions
+    @Option(help: "Worker processes.") var workers = 2
+    @Option(help: "Restart the whole job from the newest checkpoint up to this many times after a failure.")
+    var maxRestarts = 0
+    @Option(help: "Resume from this checkpoint (any world size).") var resume: String?
+
+    func validate() throws {
+        guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
+        guard maxRestarts >= 0 else { throw ValidationError("--max-restarts must be 0 or more") }
+    }
+
+    func run() throws {
+        let checkpoint = try wrapErrors { try resume.map { try Checkpoint.load($0) } }
+        let job = try wrapErrors { try options.resolve(base: checkpoint?.job) }
+        try wrapErrors { try checkDataset(job) }
+        let code = LocalLauncher(job: job, workers: workers, maxRestarts: maxRestarts, resume: resume).run()
+        if code != 0 { throw ExitCode(code) }
+    }
+}
+
+struct CoordinatorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coordinator",
+        abstract: "Run the coordinator of a job whose workers run on other hosts (ringtrain worker).")
+
+    @OptionGroup var options: JobOptions
+    @Option(help: "Endpoint to listen on, e.g. tcp://0.0.0.0:29500.") var listen = "tcp://0.0.0.0:29500"
+    @Option(help: "Number of workers to wait for.") var workers: Int
+    @Option(help: "Resume every worker from this checkpoint (read by rank 0).") var resume: String?
+    @Option(help: "Seconds to wait for every worker to arrive.") var rendezvousTimeout = 300.0
+
+    func validate() throws {
+        guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
+    }
+
+    func run() throws {
+        let job = try wrapErrors { try options.resolve() }
+        var o = Coordinator.Options(listen: listen, workers: workers, job: job, resume: resume)
+        o.rendezvousTimeout = rendezvousTimeout
+        let c = try wrapErrors { try Coordinator(o) }
+        if case .failed = c.run() { throw ExitCode(1) }
+    }
+}
+
+struct WorkerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Run one worker; it learns its rank, peers and job from the coordinator.",
+        discussion: """
+            The coordinator comes from --coordinator, else MASTER_ADDR/MASTER_PORT (torchrun style), \
+            else the first host of SLURM_JOB_NODELIST (port RINGTRAIN_PORT or 29500). The rank comes \
+            from --rank, RANK or SLURM_PROCID. Rank 0 started with a job file and WORLD_SIZE or \
+            SLURM_NTASKS also hosts the coordinator, as torchrun's rank 0 does.
+            """)
+
+    @Option(help: "Coordinator endpoint, e.g. tcp://10.0.0.1:29500.") var coordinator: String?
+    @Option(help: "Address for this worker's ring input (default: the address that reaches the coordinator).")
+    var bind: String?
+    @Option(help: "Rank to ask for.") var rank: Int?
+    @Argument(help: "Job file: checked against the coordinator's (and used when this rank hosts the coordinator).")
+    var job: String?
+
+    func run() throws {
+        ProcessGroup.bindToParent()
+        let env = try wrapErrors { try LaunchEnvironment.current() }
+        let jobConfig = try wrapErrors { try job.map { try JobConfig.load(path: $0) } }
+        let myRank = rank ?? env.rank
+        var endpoint = coordinator ?? env.coordinatorEndpoint
+        // torchrun-style rank 0 hosts the coordinator.
+        if coordinator == nil, myRank == 0, let j = jobConfig, let world = env.worldSize {
+            let port = env.coordinatorPort ?? LaunchEnvironment.defaultPort
+            let c = try wrapErrors { try Coordinator(.init(listen: "tcp://0.0.0.0:\(port)", workers: world, job: j)) }
+            Threads.detach {
+                let outcome = c.run()
+                if case .failed = outcome { Glibc.exit(1) }
+            }
+            endpoint = "tcp://127.0.0.1:\(port)"
+        }
+        guard let ep = endpoint else {
+            throw ValidationError("no coordinator: pass --coordinator tcp://HOST:PORT, or set MASTER_ADDR/MASTER_PORT or run under SLURM")
+        }
+        var o = WorkerRuntime.Options(coordinator: ep)
+        o.rank = myRank
+        o.jobHash = jobConfig?.hash
+        o.bind = bind ?? coordinatorHost(ep).flatMap { localAddress(toward: $0) } ?? "127.0.0.1"
+        let code = WorkerRuntime(o).run()
+        if code != 0 { throw ExitCode(code) }
+    }
+
+    private func coordinatorHost(_ ep: String) -> String? {
+        guard ep.hasPrefix("tcp://") else { return nil }
+        let rest = ep.dropFirst(6)
+        return rest.lastIndex(of: ":").map { String(rest[..<$0]) }
+    }
+}
+
+/// Runs `body`, turning errors into a plain message (exit status 1) instead of a trace.
+func wrapErrors<T>(_ body: () throws -> T) throws -> T {
+    do { return try body() } catch let e as ValidationError { throw e } catch let e as ExitCode { throw e } catch {
+        throw CLIError("\(error)")
+    }
+}
+
+/// Loads the dataset once up front, so a missing or broken dataset is one clear error instead
+/// of N worker failures.
+func checkDataset(_ job: JobConfig) throws {
+    _ = try JobData.load(job.data)
+}

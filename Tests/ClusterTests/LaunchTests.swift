@@ -1,0 +1,94 @@
+import Cluster
+import Formats
+import Glibc
+import TensorCore
+import TestSupport
+import Testing
+import Train
+
+/// The line `[coordinator] job … finished: N steps, test_acc X` → X.
+func finalAccuracy(_ text: String) -> Double? {
+    guard let line = text.split(separator: "\n").last(where: { $0.contains("finished:") && $0.contains("test_acc") }),
+          let r = line.range(of: "test_acc ") else { return nil }
+    return Double(line[r.upperBound...].prefix { $0 == "." || $0.isNumber })
+}
+
+@Test(.timeLimit(.minutes(3)))
+func launchTrainsWithTwoWorkers() throws {
+    let dir = Fixtures.tempDirectory("launch")
+    let job = try writeJob(dir, epochs: 2)
+    let p = try Started([Fixtures.ringtrain, "launch", "--workers", "2", job])
+    let code = p.wait(timeout: 150)
+    #expect(code == 0, "\(p.text)")
+    #expect(p.text.contains("[coordinator] job cluster-test finished: 32 steps"))
+    #expect(p.text.contains("[rank 0] training cluster-test:"))
+    #expect(p.text.contains("2 workers × batch 32 = global batch 64"))
+    #expect((finalAccuracy(p.text) ?? 0) > 0.9, "\(p.text)")
+    #expect(!p.output.contains { $0.hasPrefix("[rank 1]") }, "only rank 0 prints progress")
+    #expect(Checkpoint.list(in: "\(dir)/ckpt/cluster-test").count == 2)
+}
+
+@Test(.timeLimit(.minutes(3)))
+func killedWorkerStopsEveryProcessNamingItsRank() throws {
+    let dir = Fixtures.tempDirectory("kill")
+    let job = try writeJob(dir, epochs: 200)
+    let p = try Started([Fixtures.ringtrain, "launch", "--workers", "3", job])
+    #expect(p.waitFor("checkpoint", timeout: 120), "\(p.text)")
+    let workers = children(of: p.pid, matching: "worker")
+    try #require(workers.count == 3, "\(workers) \(p.pid) \(p.text)")
+    let killedAt = monotonicSeconds()
+    kill(workers[1], SIGKILL)    // rank 1 (started second)
+    let code = p.wait(timeout: 30)
+    let took = monotonicSeconds() - killedAt
+    #expect(code == 1, "\(p.text)")
+    #expect(took < 10, "the launcher took \(took) s to stop")
+    #expect(p.text.contains("[coordinator] job failed: rank 1"), "\(p.text)")
+    for r in [0, 2] {
+        #expect(p.output.contains { $0.hasPrefix("[rank \(r)]") && $0.contains("rank 1") && $0.contains("aborted") }, "rank \(r): \(p.text)")
+    }
+    #expect(workers.allSatisfy { kill($0, 0) != 0 }, "no worker is left behind")
+}
+
+@Test(.timeLimit(.minutes(4)))
+func restartResumesFromTheLastCheckpoint() throws {
+    // Uninterrupted reference run.
+    let refDir = Fixtures.tempDirectory("ref")
+    let refJob = try writeJob(refDir, epochs: 6)
+    let ref = try Started([Fixtures.ringtrain, "launch", "--workers", "2", refJob])
+    #expect(ref.wait(timeout: 150) == 0, "\(ref.text)")
+    let refAcc = try #require(finalAccuracy(ref.text))
+
+    let dir = Fixtures.tempDirectory("restart")
+    let job = try writeJob(dir, epochs: 6)
+    let p = try Started([Fixtures.ringtrain, "launch", "--workers", "2", "--max-restarts", "1", job])
+    #expect(p.waitFor("step-00000040", timeout: 120), "\(p.text)")
+    let workers = children(of: p.pid, matching: "worker")
+    try #require(workers.count == 2)
+    kill(workers[0], SIGKILL)
+    #expect(p.wait(timeout: 150) == 0, "\(p.text)")
+    #expect(p.text.contains("[launch] restart 1/1 from \(dir)/ckpt/cluster-test/step-"), "\(p.text)")
+    #expect(p.text.contains("resumed from"), "\(p.text)")
+    let acc = try #require(finalAccuracy(p.text))
+    #expect(abs(acc - refAcc) <= 0.005, "restarted \(acc) vs uninterrupted \(refAcc)")
+}
+
+@Test(.timeLimit(.minutes(3)))
+func workersExitWhenTheCoordinatorDies() throws {
+    let dir = Fixtures.tempDirectory("coord")
+    let job = try writeJob(dir, epochs: 500)
+    let port = 20000 + Int(getpid() % 20000)
+    let coordinator = try Started([Fixtures.ringtrain, "coordinator", "--listen", "tcp://127.0.0.1:\(port)", "--workers", "2", job])
+    let workers = try (0..<2).map { _ in
+        try Started([Fixtures.ringtrain, "worker", "--coordinator", "tcp://127.0.0.1:\(port)", "--bind", "127.0.0.1", job])
+    }
+    #expect(coordinator.waitFor("job cluster-test started", timeout: 60), "\(coordinator.text)")
+    #expect(workers[0].waitFor("checkpoint", timeout: 60) || workers[1].waitFor("checkpoint", timeout: 60))
+    coordinator.kill(SIGKILL)
+    let t0 = monotonicSeconds()
+    for w in workers {
+        let code = w.wait(timeout: 20)
+        #expect(code != nil && code != 0, "\(w.text)")
+        #expect(w.text.contains("coordinator") && (w.text.contains("silent") || w.text.contains("aborted")), "\(w.text)")
+    }
+    #expect(monotonicSeconds() - t0 < 10)
+}
