@@ -28,3 +28,13 @@ public func localRing(_ n: Int, runID: UInt64 = 42, options: RingCommunicator.Op
         try RingCommunicator(listener: listeners[r], rank: r, peers: peers, runID: runID, options: options)
     }.map { try $0.get() }
 }
+
+extension Fixtures {
+    /// A one-shot event to wait for across threads.
+    public final class Signal: @unchecked Sendable {
+        private let sem = DispatchSemaphore(value: 0)
+        public init() {}
+        public func fire() { sem.signal() }
+        public func wait(timeout: Double) { _ = sem.wait(timeout: .now() + timeout) }
+    }
+}
