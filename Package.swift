@@ -28,7 +28,7 @@ let package = Package(
         .target(name: "Datasets", dependencies: ["TensorCore", "Formats"]),
         .target(name: "Comm", dependencies: ["TensorCore", "CZMQ", "CSupport"]),
         .target(name: "Train", dependencies: ["Config", "TensorCore", "NN", "Optim", "Formats", "Datasets", "Comm"]),
-        .target(name: "Cluster", dependencies: ["Train", "Comm", "Formats", "CSupport"]),
+        .target(name: "Cluster", dependencies: ["Train", "Comm", "Formats", "CSupport", "CZMQ"]),
         .executableTarget(name: "ringtrain", dependencies: [
             "Train", "Cluster", "Comm",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

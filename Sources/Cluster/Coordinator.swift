@@ -19,6 +19,10 @@ public final class Coordinator {
         public var resume: String?
         /// Longest wait for all workers to arrive.
         public var rendezvousTimeout = 120.0
+        /// CURVE: the coordinator's key pair and the workers' public keys allowed to connect.
+        /// Everything is then encrypted, and a worker with another key cannot join.
+        public var curve: CurveKeyPair?
+        public var authorizedKeys: [String] = []
         public init(listen: String, workers: Int, job: JobConfig, resume: String? = nil) {
             self.listen = listen
             self.workers = workers
@@ -40,6 +44,7 @@ public final class Coordinator {
 
     private let context = ZContext()
     private let router: ZSocket
+    private let authenticator: ZapAuthenticator?
     /// Set from other threads: a reason to end the job (user stop, a worker process that exited).
     private let external = Mutex<Failure?>(nil)
 
@@ -56,8 +61,17 @@ public final class Coordinator {
         self.options = options
         router = try ZSocket(context, .router)
         try router.set(ZMQ_ROUTER_MANDATORY_OPTION, 0)
+        if let curve = options.curve {
+            authenticator = try ZapAuthenticator(context: context, allowed: options.authorizedKeys)
+            try curve.makeServer(router)
+        } else {
+            authenticator = nil
+        }
         try router.bind(options.listen)
         endpoint = router.lastEndpoint
+        authenticator?.onRefused = { [weak self] address, key in
+            self?.log("refused a connection from \(address): CURVE key \(key) is not authorized")
+        }
     }
 
     /// Asks a running `run()` to abort the job (e.g. on Ctrl-C); safe from any thread.
@@ -110,12 +124,12 @@ public final class Coordinator {
             guard monotonicSeconds() < deadline else {
                 throw Failure(rank: nil, host: nil, "only \(members.count) of \(n) workers arrived within \(Int(options.rendezvousTimeout)) s")
             }
-            guard let (id, msg) = try receive(timeoutMs: 200) else { continue }
+            guard let (id, msg, key) = try receive(timeoutMs: 200) else { continue }
             guard case .hello(let h) = msg else {
                 log("ignored \(msg.type) from \(hex(id)) before the job started")
                 continue
             }
-            if let reason = admissionProblem(h) {
+            if let reason = admissionProblem(h) ?? keyProblem(h, key) {
                 log("rejected \(h.host) pid \(h.pid): \(reason)")
                 send(.reject(reason: reason), to: id)
                 continue
@@ -155,6 +169,14 @@ public final class Coordinator {
         return nil
     }
 
+    /// With CURVE, a worker must announce the key its connection was authenticated with.
+    private func keyProblem(_ h: ControlMessage.Hello, _ connectionKey: String?) -> String? {
+        guard options.curve != nil else { return nil }
+        guard let k = h.publicKey else { return "security is on: the worker must present its public key" }
+        guard k == connectionKey else { return "the public key in HELLO is not the key this connection was authenticated with" }
+        return nil
+    }
+
     /// Requested ranks are honoured; the rest are given out in (host, pid) order, so the same
     /// set of workers always gets the same ranks.
     private func assignRanks() {
@@ -183,7 +205,7 @@ public final class Coordinator {
                 throw Failure(rank: m.rank, host: m.hello.host,
                               "no heartbeat for \(fmt(now - m.lastSeen, 1)) s (process hung, dead or unreachable)")
             }
-            guard let (id, msg) = try receive(timeoutMs: Int(c.heartbeat * 250) + 1) else { continue }
+            guard let (id, msg, _) = try receive(timeoutMs: Int(c.heartbeat * 250) + 1) else { continue }
             guard let i = members.firstIndex(where: { $0.identity == id }) else {
                 if case .hello(let h) = msg {
                     log("rejected late worker \(h.host) pid \(h.pid): the job has already started")
@@ -229,16 +251,18 @@ public final class Coordinator {
 
     // MARK: messaging
 
-    private func receive(timeoutMs: Int) throws -> ([UInt8], ControlMessage)? {
+    /// The next message: sender identity, message, and (CURVE) the sender's authenticated key.
+    private func receive(timeoutMs: Int) throws -> ([UInt8], ControlMessage, String?)? {
         guard try ZPoll.wait([ZPoll.Item(router, read: true)], timeoutMs: timeoutMs)[0].readable,
-              let parts = try router.receiveMultipart(dontWait: true) else { return nil }
+              let parts = try router.receiveMessages(dontWait: true) else { return nil }
         guard parts.count == 2 else {
             log("dropped a \(parts.count)-part message (expected identity + one frame)")
             return nil
         }
-        let from = members.first { $0.identity == parts[0] }.map { "rank \($0.rank) (\($0.hello.host))" } ?? "peer \(hex(parts[0]))"
+        let id = parts[0].bytes
+        let from = members.first { $0.identity == id }.map { "rank \($0.rank) (\($0.hello.host))" } ?? "peer \(hex(id))"
         do {
-            return (parts[0], try ControlMessage.decode(parts[1], from: from))
+            return (id, try ControlMessage.decode(parts[1].bytes, from: from), parts[1].property("User-Id"))
         } catch {
             log("dropped malformed \(error)")
             return nil

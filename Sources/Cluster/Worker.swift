@@ -1,3 +1,4 @@
+import CZMQ
 import Comm
 import Config
 import Glibc
@@ -18,6 +19,9 @@ public final class WorkerRuntime {
         /// Hash of the worker's own job file, if it was given one.
         public var jobHash: String?
         public var rendezvousTimeout = 120.0
+        /// CURVE: this worker's key pair and the coordinator's public key.
+        public var curve: CurveKeyPair?
+        public var coordinatorKey: String?
         public init(coordinator: String) { self.coordinator = coordinator }
     }
 
@@ -31,12 +35,17 @@ public final class WorkerRuntime {
         var me = "worker"
         do {
             let dealer = try ZSocket(context, .dealer)
+            if let curve = options.curve, let server = options.coordinatorKey { try curve.makeClient(dealer, server: server) }
+            let handshake = try ZMonitor(dealer, events: ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
+                                                        | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
             try dealer.connect(options.coordinator)
-            let listener = try RingListener(bind: "tcp://\(options.bind):*")
+            let listener = try RingListener(bind: "tcp://\(options.bind):*", curve: options.curve)
             let hello = ControlMessage.Hello(host: hostName(), pid: Int(getpid()), endpoint: listener.endpoint,
-                                             build: BuildInfo.id, jobHash: options.jobHash, rank: options.rank)
+                                             build: BuildInfo.id, jobHash: options.jobHash, rank: options.rank,
+                                             publicKey: options.curve?.publicKey)
             try dealer.send(ControlMessage.hello(hello).encode())
-            let welcome = try awaitWelcome(dealer)
+            let welcome = try awaitWelcome(dealer, handshake)
+            listener.authorize(welcome.peerKeys)
             me = "rank \(welcome.rank)"
             let job = try JobConfig(welcome.job, source: "job from coordinator \(options.coordinator)")
             let control = ControlLoop(dealer, rank: welcome.rank, comm: job.comm, coordinator: options.coordinator)
@@ -64,9 +73,14 @@ public final class WorkerRuntime {
 
     struct Rejected: Error { let reason: String }
 
-    private func awaitWelcome(_ dealer: ZSocket) throws -> ControlMessage.Welcome {
+    private func awaitWelcome(_ dealer: ZSocket, _ handshake: ZMonitor) throws -> ControlMessage.Welcome {
         let deadline = monotonicSeconds() + options.rendezvousTimeout
         while monotonicSeconds() < deadline {
+            if let ev = try handshake.next() {
+                throw Rejected(reason: ev.event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
+                    ? "the coordinator at \(options.coordinator) refused this worker's CURVE key (not among its authorized keys)"
+                    : "security handshake with the coordinator at \(options.coordinator) failed (CURVE keys or settings do not match)")
+            }
             guard try ZPoll.wait([ZPoll.Item(dealer, read: true)], timeoutMs: 200)[0].readable,
                   let m = try dealer.receiveMessage(dontWait: true) else { continue }
             switch try ControlMessage.decode(m.bytes, from: "coordinator \(options.coordinator)") {
@@ -83,8 +97,12 @@ public final class WorkerRuntime {
         let data = try JobData.load(job.data)
         let comm = try RingCommunicator(listener: listener, rank: welcome.rank, peers: welcome.peers, runID: welcome.runID,
                                         options: .init(timeout: job.comm.timeout, connectTimeout: max(job.comm.timeout, 30),
-                                                       sharedMemory: job.comm.transport == "auto"))
+                                                       sharedMemory: job.comm.transport == "auto"),
+                                        peerKeys: welcome.peerKeys)
         let trainer = try Trainer(job: job, data: data, comm: comm)
+        let t = comm.transport
+        trainer.log("ring of \(welcome.world): rank \(welcome.rank) on \(welcome.hosts[welcome.rank]), edges in \(t.input) / out \(t.output)"
+                    + (options.curve != nil ? ", CURVE encryption on" : ""))
         if let path = welcome.resume {
             try trainer.restore(try Checkpoint.loadShared(path, comm: comm))
             trainer.log("resumed from \(path) at epoch \(trainer.state.epoch + 1), step \(trainer.state.globalStep)")

@@ -5,17 +5,31 @@ import TensorCore
 
 /// The ring's input: a PULL socket bound before rendezvous, so that its address (with the port
 /// the OS chose for `tcp://host:*`) can be published to the other ranks.
+///
+/// With a CURVE key pair the input is an encrypted CURVE server, and only the ring's own
+/// members (their public keys arrive with the rendezvous, see `RingCommunicator.init`) may
+/// connect to it.
 public final class RingListener {
     let context: ZContext
     let pull: ZSocket
     let monitor: ZMonitor
+    let curve: CurveKeyPair?
+    let authenticator: ZapAuthenticator?
     /// The bound endpoint, e.g. `tcp://127.0.0.1:41733`.
     public let endpoint: String
 
-    public init(bind: String) throws {
-        context = ZContext()
+    /// Lets these public keys connect (CURVE); call as soon as the ring's keys are known, so a
+    /// fast predecessor is not turned away while this rank is still getting ready.
+    public func authorize(_ keys: [String]) { authenticator?.allow(keys) }
+
+    public init(bind: String, curve: CurveKeyPair? = nil) throws {
+        let context = ZContext()
+        self.context = context
+        self.curve = curve
+        authenticator = curve == nil ? nil : try ZapAuthenticator(context: context)
         pull = try ZSocket(context, .pull)
         try pull.set(ZMQ_RCVBUF, 4 << 20)
+        if let c = curve { try c.makeServer(pull) }
         monitor = try ZMonitor(pull, events: ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED)
         try pull.bind(bind)
         endpoint = pull.lastEndpoint
@@ -107,6 +121,9 @@ public final class RingCommunicator: Communicator {
     /// Sticky: a neighbour's connection has closed (it may have finished, or died).
     private var successorGone = false
     private var predecessorGone = false
+    /// While the ring forms, a dropped connection to the successor is retried by libzmq (it may
+    /// not have authorized our key yet); afterwards it means the successor is gone.
+    private var forming = true
     private var predAddress: String?
     private var acceptedPeers: [Int32: String] = [:]
     /// Shared-memory edges (set up when a neighbour is on this host): this rank's segment
@@ -118,8 +135,10 @@ public final class RingCommunicator: Communicator {
     private var header = [UInt8](repeating: 0, count: FrameHeader.size)
 
     /// Forms the ring: connects to the successor's endpoint and exchanges hello frames with
-    /// both neighbours. `peers[r]` is rank r's listener endpoint.
-    public init(listener: RingListener, rank: Int, peers: [String], runID: UInt64, options: Options = Options()) throws {
+    /// both neighbours. `peers[r]` is rank r's listener endpoint; with CURVE, `peerKeys[r]` is
+    /// its public key (only those keys may connect to this rank's input).
+    public init(listener: RingListener, rank: Int, peers: [String], runID: UInt64, options: Options = Options(),
+                peerKeys: [String] = []) throws {
         precondition(peers.indices.contains(rank))
         self.listener = listener
         self.rank = rank
@@ -130,6 +149,13 @@ public final class RingCommunicator: Communicator {
         push = try ZSocket(listener.context, .push)
         try push.set(ZMQ_IMMEDIATE, 1)       // queue only to a completed connection
         try push.set(ZMQ_SNDBUF, 4 << 20)
+        if let curve = listener.curve {
+            guard peerKeys.count == peers.count else {
+                throw CommError(.transport, rank: rank, peer: nil, "CURVE is on but the ring's public keys are missing")
+            }
+            listener.authenticator?.allow(peerKeys)
+            try curve.makeClient(push, server: peerKeys[(rank + 1) % peers.count])
+        }
         pushMonitor = try ZMonitor(push, events: ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED)
         if worldSize > 1 {
             try push.connect(peers[successor])
@@ -450,7 +476,7 @@ public final class RingCommunicator: Communicator {
     /// predecessor's closes (other connections to the input — strangers — are ignored).
     private func checkConnections() throws {
         while let ev = try pushMonitor.next() {
-            if ev.event == ZMQ_EVENT_DISCONNECTED { successorGone = true }
+            if ev.event == ZMQ_EVENT_DISCONNECTED && !forming { successorGone = true }
         }
         while let ev = try listener.monitor.next() {
             if ev.event == ZMQ_EVENT_ACCEPTED {
@@ -496,6 +522,7 @@ public final class RingCommunicator: Communicator {
         }
         predAddress = parts[1]
         for (fd, a) in acceptedPeers where a == parts[1] { predFd = fd }
+        forming = false
         guard tracker.waitForAll(timeout: options.connectTimeout) else {
             throw CommError(.timeout, rank: rank, peer: successor, "ring hello to rank \(successor) not sent")
         }

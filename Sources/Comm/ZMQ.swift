@@ -123,7 +123,7 @@ public final class ZSocket {
     }
 
     /// Reports connection events on an inproc PAIR socket (see `ZMonitor`).
-    func monitor(_ address: String, events: Int32) throws {
+    public func monitor(_ address: String, events: Int32) throws {
         guard zmq_socket_monitor(handle, address, events) == 0 else { throw ZMQError("zmq_socket_monitor") }
     }
 
@@ -203,6 +203,14 @@ public final class ZSocket {
         }
     }
 
+    /// Receives a whole multipart message as messages (keeping their metadata), or nil on timeout.
+    public func receiveMessages(dontWait: Bool = false) throws -> [ZMessage]? {
+        guard let first = try receiveMessage(dontWait: dontWait) else { return nil }
+        var parts = [first]
+        while parts.last!.more, let m = try receiveMessage() { parts.append(m) }
+        return parts
+    }
+
     /// Receives a whole multipart message (all frames), or nil on timeout.
     public func receiveMultipart(dontWait: Bool = false) throws -> [[UInt8]]? {
         guard let first = try receiveMessage(dontWait: dontWait) else { return nil }
@@ -273,11 +281,11 @@ public enum ZPoll {
 }
 
 /// Connection events of one socket, read from an inproc PAIR socket.
-final class ZMonitor {
-    let pair: ZSocket
+public final class ZMonitor {
+    public let pair: ZSocket
     private static let counter = Atomic<Int>(0)
 
-    init(_ socket: ZSocket, events: Int32) throws {
+    public init(_ socket: ZSocket, events: Int32) throws {
         let id = ZMonitor.counter.wrappingAdd(1, ordering: .relaxed).newValue
         let address = "inproc://ringtrain-monitor-\(getpid())-\(id)"
         try socket.monitor(address, events: events)
@@ -285,15 +293,15 @@ final class ZMonitor {
         try pair.connect(address)
     }
 
-    struct Event {
-        let event: Int32
+    public struct Event: Sendable {
+        public let event: Int32
         /// The file descriptor for connection events, an error code for failures.
-        let value: Int32
-        let endpoint: String
+        public let value: Int32
+        public let endpoint: String
     }
 
     /// The next pending event, if any.
-    func next() throws -> Event? {
+    public func next() throws -> Event? {
         guard let parts = try pair.receiveMultipart(dontWait: true), parts.count >= 2, parts[0].count >= 6 else { return nil }
         let p = parts[0]
         let ev = Int32(p[0]) | Int32(p[1]) << 8

@@ -41,15 +41,23 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Number of workers to wait for.") var workers: Int
     @Option(help: "Resume every worker from this checkpoint (read by rank 0).") var resume: String?
     @Option(help: "Seconds to wait for every worker to arrive.") var rendezvousTimeout = 300.0
+    @OptionGroup var security: SecurityOptions
 
     func validate() throws {
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
+        if security.curveKey != nil && security.authorizedKeys.isEmpty {
+            throw ValidationError("--curve-key needs --authorized-keys (the workers' public keys)")
+        }
     }
 
     func run() throws {
         let job = try wrapErrors { try options.resolve() }
         var o = Coordinator.Options(listen: listen, workers: workers, job: job, resume: resume)
         o.rendezvousTimeout = rendezvousTimeout
+        if let k = security.curveKey {
+            o.curve = try wrapErrors { try KeyFiles.loadPair(k) }
+            o.authorizedKeys = try wrapErrors { try KeyFiles.loadAuthorized(security.authorizedKeys) }
+        }
         let c = try wrapErrors { try Coordinator(o) }
         if case .failed = c.run() { throw ExitCode(1) }
     }
@@ -72,6 +80,13 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Rank to ask for.") var rank: Int?
     @Argument(help: "Job file: checked against the coordinator's (and used when this rank hosts the coordinator).")
     var job: String?
+    @OptionGroup var security: SecurityOptions
+
+    func validate() throws {
+        if (security.curveKey == nil) != (security.coordinatorKey == nil) {
+            throw ValidationError("--curve-key and --coordinator-key go together")
+        }
+    }
 
     func run() throws {
         ProcessGroup.bindToParent()
@@ -96,6 +111,10 @@ struct WorkerCommand: ParsableCommand {
         o.rank = myRank
         o.jobHash = jobConfig?.hash
         o.bind = bind ?? coordinatorHost(ep).flatMap { localAddress(toward: $0) } ?? "127.0.0.1"
+        if let k = security.curveKey, let c = security.coordinatorKey {
+            o.curve = try wrapErrors { try KeyFiles.loadPair(k) }
+            o.coordinatorKey = try wrapErrors { try KeyFiles.loadPublic(c) }
+        }
         let code = WorkerRuntime(o).run()
         if code != 0 { throw ExitCode(code) }
     }
@@ -118,4 +137,27 @@ func wrapErrors<T>(_ body: () throws -> T) throws -> T {
 /// of N worker failures.
 func checkDataset(_ job: JobConfig) throws {
     _ = try JobData.load(job.data)
+}
+
+struct KeygenCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keygen",
+        abstract: "Write a CURVE key pair: NAME.key (secret, mode 0600) and NAME.pub (public).")
+
+    @Argument(help: "Path and base name, e.g. keys/coordinator.") var name: String
+
+    func run() throws {
+        let pair = try wrapErrors { try KeyFiles.generate(name) }
+        print("wrote \(name).key and \(name).pub (public key \(pair.publicKey))")
+    }
+}
+
+/// CURVE flags shared by the coordinator and worker commands.
+struct SecurityOptions: ParsableArguments {
+    @Option(help: "CURVE key pair of this process (a .key file from ringtrain keygen); turns encryption on.")
+    var curveKey: String?
+    @Option(help: "Coordinator: public keys allowed to join (.pub files or directories of them; repeatable).")
+    var authorizedKeys: [String] = []
+    @Option(help: "Worker: the coordinator's public key (.pub file).")
+    var coordinatorKey: String?
 }

@@ -1,0 +1,58 @@
+import Formats
+import Glibc
+import TensorCore
+import TestSupport
+import Testing
+
+/// Emulated hosts need root and network namespaces (cluster/netns/lan check).
+let netnsAvailable: Bool = {
+    getuid() == 0 && Fixtures.run([Fixtures.packageRoot + "/cluster/netns/lan", "check"]).status == 0
+}()
+
+/// Coordinator and three workers on four emulated hosts (network namespaces joined by 1 Gbit/s
+/// links), every connection CURVE-encrypted; a worker with an unknown key is refused.
+@Test(.enabled(if: netnsAvailable, "needs root and `ip netns` (cluster/netns/lan check failed)"),
+      .timeLimit(.minutes(5)))
+func multiHostTrainingOverEmulatedLANWithCurve() throws {
+    let lan = Fixtures.packageRoot + "/cluster/netns/lan"
+    let dir = Fixtures.tempDirectory("lan")
+    let job = try writeJob(dir, epochs: 3, batch: 16, samples: 4096)
+    let prefix = "rtt\(getpid() % 10000)"
+    func lanRun(_ args: [String]) -> (status: Int32, output: String) {
+        Fixtures.run(["env", "RT_NETNS_PREFIX=\(prefix)", lan] + args)
+    }
+    let up = lanRun(["up", "4", "1gbit"])
+    try #require(up.status == 0, "\(up.output)")
+    defer { _ = lanRun(["down"]) }
+    func onHost(_ i: Int, _ argv: [String]) -> [String] { ["ip", "netns", "exec", "\(prefix)-h\(i)"] + argv }
+
+    let rt = Fixtures.ringtrain
+    for name in ["coordinator", "w1", "w2", "w3", "intruder"] {
+        #expect(Fixtures.run([rt, "keygen", "\(dir)/keys/\(name)"]).status == 0)
+    }
+    try FileIO.makeDirectories("\(dir)/keys/authorized")
+    for w in ["w1", "w2", "w3"] {
+        try FileIO.writeAtomically("\(dir)/keys/authorized/\(w).pub", bytes: try FileIO.read("\(dir)/keys/\(w).pub"))
+    }
+    let endpoint = "tcp://198.18.0.10:29500"
+    let coordinator = try Started(onHost(0, [rt, "coordinator", "--listen", endpoint, "--workers", "3", job,
+                                             "--curve-key", "\(dir)/keys/coordinator.key",
+                                             "--authorized-keys", "\(dir)/keys/authorized"]))
+    #expect(coordinator.waitFor("waiting for 3 workers", timeout: 30), "\(coordinator.text)")
+    func worker(_ host: Int, _ key: String) throws -> Started {
+        try Started(onHost(host, [rt, "worker", "--coordinator", endpoint, "--curve-key", "\(dir)/keys/\(key).key",
+                                  "--coordinator-key", "\(dir)/keys/coordinator.pub"]))
+    }
+    let intruder = try worker(1, "intruder")
+    #expect(intruder.wait(timeout: 30) == 2, "\(intruder.text)")
+    #expect(intruder.text.contains("refused this worker's CURVE key"), "\(intruder.text)")
+    let workers = try (1...3).map { try worker($0, "w\($0)") }
+    for w in workers { #expect(w.wait(timeout: 240) == 0, "\(w.text)") }
+    #expect(coordinator.wait(timeout: 30) == 0, "\(coordinator.text)")
+    let log = coordinator.text
+    #expect(log.contains("refused a connection from 198.18.0.11"), "\(log)")
+    #expect(log.contains("job cluster-test finished: 255 steps"), "\(log)")
+    let rank0 = workers.map(\.text).joined(separator: "\n")
+    #expect(rank0.contains("edges in tcp / out tcp, CURVE encryption on"), "\(rank0)")
+    for i in 1...3 { #expect(log.contains("198.18.0.1\(i):"), "worker on host \(i) joined with its LAN address") }
+}
