@@ -40,9 +40,12 @@ public final class RingListener {
 public final class CommHandle: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
     private var error: Error?
+    /// When the collective finished (monotonic seconds), valid after `wait()`.
+    public private(set) var completedAt = 0.0
 
     func complete(_ e: Error?) {
         error = e
+        completedAt = monotonicSeconds()
         done.signal()
     }
 

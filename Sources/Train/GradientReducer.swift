@@ -21,23 +21,39 @@ final class GradientReducer {
     private let grads: Arena
     private var handles: [CommHandle] = []
     private var next = 0
+    private var firstSubmit = 0.0
 
-    init(model: Model, comm: Communicator, bucketBytes: Int) {
+    /// Communication timing summed over steps: wall time with a bucket in flight, and the part
+    /// of it the training thread spent waiting after backward (not hidden behind compute).
+    private(set) var communicationSeconds = 0.0
+    private(set) var exposedSeconds = 0.0
+    private(set) var steps = 0
+
+    /// Share of communication time that overlapped backward, and per-step communication time.
+    func takeTiming() -> (hidden: Double, perStep: Double)? {
+        defer { communicationSeconds = 0; exposedSeconds = 0; steps = 0 }
+        guard steps > 0, communicationSeconds > 0 else { return nil }
+        return (1 - exposedSeconds / communicationSeconds, communicationSeconds / Double(steps))
+    }
+
+    /// Buckets hold whole layers, at most `bucketBytes` unless one layer alone is larger; the
+    /// first is capped at `firstBucketBytes` so that communication starts early in backward.
+    init(model: Model, comm: Communicator, bucketBytes: Int, firstBucketBytes: Int = 256 << 10) {
         self.comm = comm
         grads = model.grads
         var buckets: [Bucket] = []
-        var start = 0
-        let limit = max(bucketBytes / 4, 1)
-        let trainable = model.layerRanges.enumerated().compactMap { i, r in r.map { (i, $0) } }
-        for (k, (i, r)) in trainable.reversed().enumerated() {
-            let last = k == trainable.count - 1
-            if last || r.upperBound - start >= limit {
-                let end = last ? grads.count + grads.reserve : r.upperBound
-                buckets.append(Bucket(range: start..<end, readyAfterLayer: i))
+        let trainable = model.layerRanges.enumerated().compactMap { i, r in r.map { (layer: i, range: $0) } }.reversed()
+        var start = 0, end = 0, lowest = -1
+        for (i, r) in trainable {
+            let cap = (buckets.isEmpty ? min(firstBucketBytes, bucketBytes) : bucketBytes) / 4
+            if lowest >= 0 && r.upperBound - start > cap {
+                buckets.append(Bucket(range: start..<end, readyAfterLayer: lowest))
                 start = end
             }
+            end = r.upperBound
+            lowest = i
         }
-        if buckets.isEmpty { buckets.append(Bucket(range: 0..<(grads.count + grads.reserve), readyAfterLayer: 0)) }
+        buckets.append(Bucket(range: start..<(grads.count + grads.reserve), readyAfterLayer: max(lowest, 0)))
         self.buckets = buckets
     }
 
@@ -58,12 +74,18 @@ final class GradientReducer {
 
     /// Submits whatever backward did not, waits for every bucket, returns the mean loss.
     func finish() throws -> Float {
+        let backwardDone = monotonicSeconds()
         while next < buckets.count { submit(next); next += 1 }
         for h in handles { try h.wait() }
+        let end = handles.last?.completedAt ?? backwardDone
+        communicationSeconds += end - firstSubmit
+        exposedSeconds += max(0, end - backwardDone)
+        steps += 1
         return grads.reserved[0]
     }
 
     private func submit(_ b: Int) {
+        if b == 0 { firstSubmit = monotonicSeconds() }
         let r = buckets[b].range
         handles.append(comm.allReduceAsync(UnsafeMutableBufferPointer(start: grads.data + r.lowerBound, count: r.count),
                                            mean: true, bucket: b))

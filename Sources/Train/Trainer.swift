@@ -314,9 +314,12 @@ public final class Trainer {
             let ev = try evaluate(data.test)
             lastEval = ev
             let rate = Double(epochSteps * sampler.globalBatch) / max(epochTime, 1e-9)
+            let comm = reducer?.takeTiming().map {
+                " allreduce \(fmt($0.perStep * 1000, 2)) ms/step (\(Int(($0.hidden * 100).rounded()))% hidden behind backward)"
+            } ?? ""
             log("epoch \(state.epoch)/\(epochs) train_loss \(fmt(epochLoss / Double(max(epochSteps, 1)), 4)) "
                 + "test_loss \(fmt(ev.loss, 4)) test_acc \(fmt(ev.accuracy, 4)) "
-                + "time \(fmt(epochTime, 2))s samples/s \(Int(rate))")
+                + "time \(fmt(epochTime, 2))s samples/s \(Int(rate))" + comm)
             onEpoch?(state, ev, rate)
             if let dir = checkpointDir { try saveCheckpoint(dir) }
         }
