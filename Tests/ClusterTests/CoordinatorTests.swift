@@ -66,6 +66,9 @@ func coordinatorAdmitsChecksAndSupervises() throws {
     #expect(w[4].next(timeout: 0.5) == nil)
     // Two good workers; a duplicate of the first is refused. Rank 1 is asked for explicitly.
     try w[5].send(hello(pid: 10, rank: 1, jobHash: job.hash))
+    // Separate connections race: let the coordinator take the first before the duplicate arrives.
+    let deadline = monotonicSeconds() + 10
+    while !lines.all.contains(where: { $0.contains("worker 1/2") }) && monotonicSeconds() < deadline { usleep(10_000) }
     #expect(try rejected(w[6], hello(pid: 10))?.contains("duplicate") == true)
     try w[7].send(hello(pid: 11, host: "h0"))
     guard case .welcome(let a)? = w[5].next(), case .welcome(let b)? = w[7].next() else {
