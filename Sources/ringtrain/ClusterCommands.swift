@@ -110,7 +110,10 @@ struct WorkerCommand: ParsableCommand {
         var o = WorkerRuntime.Options(coordinator: ep)
         o.rank = myRank
         o.jobHash = jobConfig?.hash
-        o.bind = bind ?? coordinatorHost(ep).flatMap { localAddress(toward: $0) } ?? "127.0.0.1"
+        // The ring input must be reachable from the other hosts: bind to the address that reaches
+        // the coordinator's host (for rank 0 hosting it, the scheduler's address for this host).
+        let towards = (coordinator == nil ? env.coordinatorHost : nil) ?? coordinatorHost(ep)
+        o.bind = bind ?? towards.flatMap { localAddress(toward: $0) } ?? "127.0.0.1"
         if let k = security.curveKey, let c = security.coordinatorKey {
             o.curve = try wrapErrors { try KeyFiles.loadPair(k) }
             o.coordinatorKey = try wrapErrors { try KeyFiles.loadPublic(c) }

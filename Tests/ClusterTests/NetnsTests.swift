@@ -56,3 +56,42 @@ func multiHostTrainingOverEmulatedLANWithCurve() throws {
     #expect(rank0.contains("edges in tcp / out tcp, CURVE encryption on"), "\(rank0)")
     for i in 1...3 { #expect(log.contains("198.18.0.1\(i):"), "worker on host \(i) joined with its LAN address") }
 }
+
+/// cluster/ssh-launch with a hostfile (one host with 1 slot, one with 2), "ssh" being
+/// `cluster/netns/lan ssh`: the coordinator on host 0, three workers on two emulated hosts.
+@Test(.enabled(if: netnsAvailable, "needs root and `ip netns` (cluster/netns/lan check failed)"),
+      .timeLimit(.minutes(5)))
+func sshLauncherStartsWorkersFromAHostfile() throws {
+    let root = Fixtures.packageRoot
+    let dir = Fixtures.tempDirectory("sshlaunch")
+    let job = try writeJob(dir, epochs: 1, batch: 16, samples: 1024)
+    let prefix = "rts\(getpid() % 10000)"
+    let env = ["env", "RT_NETNS_PREFIX=\(prefix)"]
+    let up = Fixtures.run(env + [root + "/cluster/netns/lan", "up", "3", "1gbit"])
+    try #require(up.status == 0, "\(up.output)")
+    defer { _ = Fixtures.run(env + [root + "/cluster/netns/lan", "down"]) }
+    try FileIO.writeAtomically("\(dir)/hosts", bytes: Array("# test hosts\n198.18.0.11 slots=1\n198.18.0.12 slots=2\n".utf8))
+    let r = Fixtures.run(env + ["SSH=\(root)/cluster/netns/lan ssh", "ip", "netns", "exec", "\(prefix)-h0",
+                                root + "/cluster/ssh-launch", "\(dir)/hosts", job, "--address", "198.18.0.10",
+                                "--port", "29501", "--bin", Fixtures.ringtrain])
+    #expect(r.status == 0, "\(r.output)")
+    #expect(r.output.contains("job cluster-test finished: 21 steps"), "\(r.output)")
+    #expect(r.output.contains("[198.18.0.11] ring of 3: rank 0"), "\(r.output)")
+    // Two workers share host 2: their edge uses shared memory, the rest TCP.
+    #expect(r.output.contains("edges in tcp / out tcp"), "\(r.output)")
+}
+
+@Test(.timeLimit(.minutes(2)))
+func torchrunStyleEnvironmentStartsAJob() throws {
+    let dir = Fixtures.tempDirectory("torchrun")
+    let job = try writeJob(dir, epochs: 1, batch: 32)
+    let port = 21000 + Int(getpid() % 20000)
+    func worker(_ rank: Int) throws -> Started {
+        try Started(["env", "RANK=\(rank)", "WORLD_SIZE=2", "MASTER_ADDR=127.0.0.1", "MASTER_PORT=\(port)",
+                     Fixtures.ringtrain, "worker", job])
+    }
+    let w0 = try worker(0), w1 = try worker(1)
+    #expect(w0.wait(timeout: 90) == 0, "\(w0.text)")
+    #expect(w1.wait(timeout: 30) == 0, "\(w1.text)")
+    #expect(w0.text.contains("[coordinator] job cluster-test finished: 16 steps"), "\(w0.text)")
+}
