@@ -1,6 +1,11 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+/// Kernels index raw buffers in tight loops; their release builds drop overflow and
+/// precondition checks (input validation happens before data reaches them, and debug
+/// builds — the test suite — keep every check).
+let numeric: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+
 let package = Package(
     name: "RingTrain",
     products: [
@@ -21,16 +26,16 @@ let package = Package(
 
         .target(name: "CSupport"),
         .target(name: "Config"),
-        .target(name: "TensorCore", dependencies: ["CBLAS"]),
-        .target(name: "NN", dependencies: ["TensorCore", "Config"]),
-        .target(name: "Optim", dependencies: ["TensorCore", "NN"]),
+        .target(name: "TensorCore", dependencies: ["CBLAS"], swiftSettings: numeric),
+        .target(name: "NN", dependencies: ["TensorCore", "Config"], swiftSettings: numeric),
+        .target(name: "Optim", dependencies: ["TensorCore", "NN"], swiftSettings: numeric),
         .target(name: "Formats", dependencies: ["Config", "CZlib", "Yams"]),
         .target(name: "Datasets", dependencies: ["TensorCore", "Formats"]),
         .target(name: "Comm", dependencies: ["TensorCore", "CZMQ", "CSupport"]),
         .target(name: "Train", dependencies: ["Config", "TensorCore", "NN", "Optim", "Formats", "Datasets", "Comm"]),
         .target(name: "Cluster", dependencies: ["Train", "Comm", "Formats", "CSupport", "CZMQ"]),
         .executableTarget(name: "ringtrain", dependencies: [
-            "Train", "Cluster", "Comm",
+            "Train", "Cluster", "Comm", "CSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "TestSupport", dependencies: ["TensorCore", "NN", "Formats", "Config", "Comm"]),

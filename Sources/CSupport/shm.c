@@ -66,3 +66,4 @@ int ringtrain_futex_wake(uint32_t *p) {
     long rc = syscall(SYS_futex, p, FUTEX_WAKE, 0x7fffffff, NULL, NULL, 0);
     return rc < 0 ? errno : 0;
 }
+

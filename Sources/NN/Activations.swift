@@ -88,3 +88,202 @@ public func sigmoid(_ z: Float) -> Float {
     let e = expf(z)
     return e / (1 + e)
 }
+
+/// Leaky ReLU: max(αz, z); gradient α for z < 0.
+public final class LeakyReLU: ElementwiseActivation {
+    public let alpha: Float
+    public init(_ shape: [Int], alpha: Float = 0.01) { self.alpha = alpha; super.init(shape: shape) }
+    override func forwardKernel(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+        for i in 0..<n { y[i] = x[i] > 0 ? x[i] : alpha * x[i] }
+    }
+    override func backwardKernel(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>,
+                                 _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ n: Int) {
+        for i in 0..<n { dx[i] = x[i] > 0 ? dy[i] : alpha * dy[i] }
+    }
+}
+
+/// ELU: z for z ≥ 0, α(eᶻ − 1) below; gradient 1 or α·eᶻ (= y + α).
+public final class ELU: ElementwiseActivation {
+    public let alpha: Float
+    public init(_ shape: [Int], alpha: Float = 1) { self.alpha = alpha; super.init(shape: shape) }
+    override func forwardKernel(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+        for i in 0..<n { y[i] = x[i] >= 0 ? x[i] : alpha * (expf(x[i]) - 1) }
+    }
+    override func backwardKernel(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>,
+                                 _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ n: Int) {
+        for i in 0..<n { dx[i] = x[i] >= 0 ? dy[i] : dy[i] * (y[i] + alpha) }
+    }
+}
+
+/// GELU: z·Φ(z) exactly (erf), or PyTorch's tanh approximation 0.5z(1 + tanh(√(2/π)(z + 0.044715z³))).
+/// Exact derivative: Φ(z) + z·φ(z).
+public final class GELU: ElementwiseActivation {
+    public let approximateTanh: Bool
+    public init(_ shape: [Int], approximateTanh: Bool = false) { self.approximateTanh = approximateTanh; super.init(shape: shape) }
+    static let k: Float = (2 / Float.pi).squareRoot()
+    override func forwardKernel(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+        if approximateTanh {
+            for i in 0..<n { let z = x[i]; y[i] = 0.5 * z * (1 + tanhf(GELU.k * (z + 0.044715 * z * z * z))) }
+        } else {
+            for i in 0..<n { let z = x[i]; y[i] = 0.5 * z * (1 + erff(z * 0.70710678)) }
+        }
+    }
+    override func backwardKernel(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>,
+                                 _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ n: Int) {
+        if approximateTanh {
+            for i in 0..<n {
+                let z = x[i], u = GELU.k * (z + 0.044715 * z * z * z), t = tanhf(u)
+                let du = GELU.k * (1 + 3 * 0.044715 * z * z)
+                dx[i] = dy[i] * (0.5 * (1 + t) + 0.5 * z * (1 - t * t) * du)
+            }
+        } else {
+            let c = 1 / (2 * Float.pi).squareRoot()
+            for i in 0..<n {
+                let z = x[i]
+                dx[i] = dy[i] * (0.5 * (1 + erff(z * 0.70710678)) + z * c * expf(-0.5 * z * z))
+            }
+        }
+    }
+}
+
+/// Swish: z·σ(βz) (β = 1: SiLU); derivative σ(βz) + βz·σ(βz)(1 − σ(βz)).
+public final class Swish: ElementwiseActivation {
+    public let beta: Float
+    public init(_ shape: [Int], beta: Float = 1) { self.beta = beta; super.init(shape: shape) }
+    override func forwardKernel(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+        for i in 0..<n { y[i] = x[i] * sigmoid(beta * x[i]) }
+    }
+    override func backwardKernel(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>,
+                                 _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ n: Int) {
+        for i in 0..<n {
+            let s = sigmoid(beta * x[i])
+            dx[i] = dy[i] * (s + beta * x[i] * s * (1 - s))
+        }
+    }
+}
+
+/// Softplus: log(1 + e^{βz})/β, linear above `threshold` (as PyTorch); derivative σ(βz).
+public final class Softplus: ElementwiseActivation {
+    public let beta: Float, threshold: Float
+    public init(_ shape: [Int], beta: Float = 1, threshold: Float = 20) {
+        self.beta = beta
+        self.threshold = threshold
+        super.init(shape: shape)
+    }
+    override func forwardKernel(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+        for i in 0..<n { let bz = beta * x[i]; y[i] = bz > threshold ? x[i] : log1pf(expf(bz)) / beta }
+    }
+    override func backwardKernel(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>,
+                                 _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ n: Int) {
+        for i in 0..<n { let bz = beta * x[i]; dx[i] = bz > threshold ? dy[i] : dy[i] * sigmoid(bz) }
+    }
+}
+
+/// Bounded output for regression: lo + (hi − lo)·σ(z).
+public final class ScaledSigmoid: ElementwiseActivation {
+    public let lo: Float, hi: Float
+    public init(_ shape: [Int], lo: Float, hi: Float) { self.lo = lo; self.hi = hi; super.init(shape: shape) }
+    override func forwardKernel(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+        for i in 0..<n { y[i] = lo + (hi - lo) * sigmoid(x[i]) }
+    }
+    override func backwardKernel(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>,
+                                 _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ n: Int) {
+        for i in 0..<n { let s = sigmoid(x[i]); dx[i] = dy[i] * (hi - lo) * s * (1 - s) }
+    }
+}
+
+/// PReLU: max(0, z) + α·min(0, z) with α learned — one α, or one per channel (`torch.nn.PReLU`,
+/// parameter "weight", initialised to 0.25).
+public final class PReLU: Layer {
+    public let outputShape: [Int]
+    public let weight: Parameter
+    public var parameters: [Parameter] { [weight] }
+    private var input: Tensor?
+    private let output = Tensor.workspace()
+    private let inputGrad = Tensor.workspace()
+
+    public init(_ shape: [Int], perChannel: Bool) {
+        outputShape = shape
+        weight = Parameter("weight", shape: [perChannel ? shape[0] : 1], initializer: .constant(0.25))
+    }
+
+    private var spatial: Int { outputShape.dropFirst().reduce(1, *) }
+    @inline(__always) private func channel(_ i: Int) -> Int { weight.count == 1 ? 0 : (i / spatial) % outputShape[0] }
+
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        input = x
+        output.resize(x.shape)
+        let a = weight.value.data
+        for i in 0..<x.count { let z = x.data[i]; output.data[i] = z > 0 ? z : a[channel(i)] * z }
+        return output
+    }
+
+    public func backward(_ dy: Tensor, needInputGrad: Bool) -> Tensor? {
+        guard let x = input else { preconditionFailure("PReLU.backward before forward") }
+        let a = weight.value.data, ga = weight.grad.data
+        if needInputGrad { inputGrad.resize(dy.shape) }
+        for i in 0..<dy.count {
+            let z = x.data[i], c = channel(i)
+            if z <= 0 { ga[c] += dy.data[i] * z }
+            if needInputGrad { inputGrad.data[i] = z > 0 ? dy.data[i] : a[c] * dy.data[i] }
+        }
+        return needInputGrad ? inputGrad : nil
+    }
+}
+
+/// Softmax over each sample's features: y = e^{z}/Σe^{z}; dx = y ⊙ (dy − Σ dy⊙y).
+/// With `log: true`, LogSoftmax: y = z − logΣe^{z}; dx = dy − softmax ⊙ Σ dy.
+public final class Softmax: Layer {
+    public let outputShape: [Int]
+    public let log: Bool
+    private let output = Tensor.workspace()
+    private let inputGrad = Tensor.workspace()
+
+    public init(_ shape: [Int], log: Bool) { outputShape = shape; self.log = log }
+
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        output.resize(x.shape)
+        let c = x.rowSize
+        for r in 0..<x.rows {
+            let z = x.data + r * c, y = output.data + r * c
+            var m = z[0]
+            for j in 1..<c where z[j] > m { m = z[j] }
+            var s: Float = 0
+            for j in 0..<c { s += expf(z[j] - m) }
+            let lse = m + logf(s)
+            for j in 0..<c { y[j] = log ? z[j] - lse : expf(z[j] - lse) }
+        }
+        return output
+    }
+
+    public func backward(_ dy: Tensor, needInputGrad: Bool) -> Tensor? {
+        guard needInputGrad else { return nil }
+        inputGrad.resize(dy.shape)
+        let c = dy.rowSize
+        for r in 0..<dy.rows {
+            let g = dy.data + r * c, y = output.data + r * c, dx = inputGrad.data + r * c
+            if log {
+                var s: Float = 0
+                for j in 0..<c { s += g[j] }
+                for j in 0..<c { dx[j] = g[j] - expf(y[j]) * s }
+            } else {
+                var s: Float = 0
+                for j in 0..<c { s += g[j] * y[j] }
+                for j in 0..<c { dx[j] = y[j] * (g[j] - s) }
+            }
+        }
+        return inputGrad
+    }
+}
+
+/// ReLU6: min(max(0, z), 6) (MobileNetV2); gradient 1 on (0, 6).
+public final class ReLU6: ElementwiseActivation {
+    public init(_ shape: [Int]) { super.init(shape: shape) }
+    override func forwardKernel(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+        for i in 0..<n { y[i] = min(max(x[i], 0), 6) }
+    }
+    override func backwardKernel(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>,
+                                 _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ n: Int) {
+        for i in 0..<n { dx[i] = x[i] > 0 && x[i] < 6 ? dy[i] : 0 }
+    }
+}

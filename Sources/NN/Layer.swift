@@ -4,6 +4,7 @@ import TensorCore
 public enum Initializer: Sendable, Equatable {
     case zeros
     case ones
+    case constant(Float)
     case uniform(Float)      // U(−bound, bound)
     case normal(Float)       // N(0, std²)
 }
@@ -38,10 +39,40 @@ public final class Parameter {
         switch initializer {
         case .zeros: value.fill(0)
         case .ones: value.fill(1)
+        case .constant(let c): value.fill(c)
         case .uniform(let b): for i in 0..<count { p[i] = rng.uniform(-b, b) }
         case .normal(let s): for i in 0..<count { p[i] = s * rng.normal() }
         }
     }
+}
+
+/// State a layer keeps that is not trained (BatchNorm's running statistics). Saved in
+/// checkpoints under the layer's prefix, like PyTorch's registered buffers.
+public final class Buffer {
+    public let name: String
+    public let shape: [Int]
+    public let value: Tensor
+    /// Stored as I64 in checkpoints (PyTorch's `num_batches_tracked`).
+    public let isCounter: Bool
+    public let initial: Float
+
+    public init(_ name: String, shape: [Int], fill: Float = 0, isCounter: Bool = false) {
+        self.name = name
+        self.shape = shape
+        value = Tensor(shape: shape)
+        initial = fill
+        value.fill(fill)
+        self.isCounter = isCounter
+    }
+
+    public func reset() { value.fill(initial) }
+}
+
+/// Random numbers for layers that draw them during training (dropout), shared by a model so
+/// that one saved state reproduces every draw.
+public final class RandomSource {
+    public var rng: RNG
+    public init(_ rng: RNG) { self.rng = rng }
 }
 
 /// One layer with a hand-written backward pass.
@@ -58,6 +89,8 @@ public protocol Layer: AnyObject {
     var parameters: [Parameter] { get }
     /// Sub-layers with their state_dict name prefixes (containers only).
     var children: [(name: String, layer: Layer)] { get }
+    /// Non-trainable state of this layer itself, in state_dict order.
+    var buffers: [Buffer] { get }
 
     func forward(_ x: Tensor, training: Bool) -> Tensor
     func backward(_ dy: Tensor, needInputGrad: Bool) -> Tensor?
@@ -66,6 +99,14 @@ public protocol Layer: AnyObject {
 extension Layer {
     public var parameters: [Parameter] { [] }
     public var children: [(name: String, layer: Layer)] { [] }
+    public var buffers: [Buffer] { [] }
+
+    /// Every buffer below this layer with its dotted state_dict name.
+    public func namedBuffers(prefix: String = "") -> [(name: String, buffer: Buffer)] {
+        var out = buffers.map { (prefix + $0.name, $0) }
+        for c in children { out += c.layer.namedBuffers(prefix: prefix + c.name + ".") }
+        return out
+    }
 
     /// Every parameter below this layer with its dotted state_dict name, in state_dict order.
     public func namedParameters(prefix: String = "") -> [(name: String, parameter: Parameter)] {

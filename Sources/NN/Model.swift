@@ -14,17 +14,17 @@ public final class Model {
     public let values: Arena
     public let grads: Arena
 
+    /// Non-trainable state (BatchNorm statistics) in state_dict order.
+    public let buffers: [(name: String, buffer: Buffer)]
+    /// Draws made during training (dropout masks); saved in checkpoints.
+    public let random = RandomSource(RNG(seed: 0))
+
     public init(spec: ModelSpec, source: String = "model") throws {
         self.spec = spec
-        var shape = spec.input
-        var layers: [Layer] = []
-        for (i, ls) in spec.layers.enumerated() {
-            let layer = try LayerFactory.build(ls, inputShape: shape, source: source, path: "model.layers[\(i)]")
-            layers.append(layer)
-            shape = layer.outputShape
-        }
-        network = Sequential(inputShape: spec.input, layers)
+        network = try LayerFactory.sequence(spec.layers, LayerContext(inputShape: spec.input, random: random,
+                                                                      source: source, path: "model.layers"))
         parameters = network.namedParameters()
+        buffers = network.namedBuffers()
         let layout = ArenaLayout(parameters.reversed().map { ($0.name, $0.parameter.shape) })
         values = Arena(layout)
         grads = Arena(layout, reserve: Model.gradientReserve)
@@ -53,10 +53,13 @@ public final class Model {
     public var outputShape: [Int] { network.outputShape }
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.parameter.count } }
 
-    /// Fills every parameter from its initializer, in state_dict order, from one seeded stream.
+    /// Fills every parameter from its initializer, in state_dict order, from one seeded stream,
+    /// and resets buffers and the training-time random stream.
     public func initialize(seed: UInt64) {
         var rng = RNG(seed: seed, stream: "init")
         for (_, p) in parameters { p.initialize(&rng) }
+        for (_, b) in buffers { b.reset() }
+        random.rng = RNG(seed: seed, stream: "dropout")
     }
 
     public func parameter(named name: String) -> Parameter? {

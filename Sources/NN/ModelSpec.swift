@@ -11,6 +11,19 @@ public struct ModelSpec: Equatable, Sendable {
         self.layers = layers
     }
 
+    /// Reads a model: a zoo name (`resnet_small`) or `{input: [...], layers: [...]}`.
+    public init(_ value: ConfigValue, source: String, path: String = "model") throws {
+        if case .string(let name) = value {
+            guard let m = ModelSpec.zoo[name] else {
+                throw ConfigError(source: source, path: path,
+                                  "unknown model \"\(name)\" (zoo: \(ModelSpec.zoo.keys.sorted().joined(separator: ", ")); or give {input, layers})")
+            }
+            self = m
+            return
+        }
+        try self.init(try ConfigReader(value, source: source, path: path))
+    }
+
     /// Reads `{input: [...], layers: [...]}`.
     public init(_ r: ConfigReader) throws {
         guard let input = try r.intList("input", min: 1), !input.isEmpty else {
@@ -34,48 +47,4 @@ public struct ModelSpec: Equatable, Sendable {
         .object(["type": .string("linear"), "out": .int(128)]), .string("relu"),
         .object(["type": .string("linear"), "out": .int(10)]),
     ])
-}
-
-/// Builds layers from their spec entries, validating options and shapes.
-public enum LayerFactory {
-    public typealias Builder = (_ options: ConfigReader, _ inputShape: [Int]) throws -> Layer
-
-    /// Every layer type a spec may name.
-    public static let builders: [String: Builder] = [
-        "linear": { r, shape in
-            guard shape.count == 1 else {
-                throw r.error("", "linear needs a flat input, got per-sample shape \(shape); add a flatten layer before it")
-            }
-            let out = try r.requiredInt("out", min: 1)
-            let bias = try r.bool("bias", default: true)
-            let scheme = try r.string("init", default: "torch", oneOf: Linear.Init.allCases.map(\.rawValue))
-            return Linear(shape[0], out, bias: bias, init: Linear.Init(rawValue: scheme)!)
-        },
-        "relu": { _, shape in ReLU(shape) },
-        "sigmoid": { _, shape in Sigmoid(shape) },
-        "tanh": { _, shape in Tanh(shape) },
-        "flatten": { _, shape in Flatten(shape) },
-    ]
-
-    public static func build(_ spec: ConfigValue, inputShape: [Int], source: String, path: String) throws -> Layer {
-        let type: String
-        let options: ConfigReader
-        switch spec {
-        case .string(let s):
-            type = s
-            options = try ConfigReader(.null, source: source, path: path)
-        case .map:
-            options = try ConfigReader(spec, source: source, path: path)
-            type = try options.requiredString("type")
-        default:
-            throw ConfigError(source: source, path: path, "expected a layer (a name like relu, or a mapping with a type), found \(spec.summary)")
-        }
-        guard let builder = builders[type] else {
-            throw ConfigError(source: source, path: path,
-                              "unknown layer type \"\(type)\" (known: \(builders.keys.sorted().joined(separator: ", ")))")
-        }
-        let layer = try builder(options, inputShape)
-        try options.finish()
-        return layer
-    }
 }

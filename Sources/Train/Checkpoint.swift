@@ -41,6 +41,10 @@ public enum Checkpoint {
         for (name, p) in model.parameters {
             w.add(name, shape: p.shape, floats: p.value.data)
         }
+        for (name, b) in model.buffers {
+            if b.isCounter { w.add(name, shape: b.shape, int64s: [Int64(b.value.data[0])]) }
+            else { w.add(name, shape: b.shape, floats: b.value.data) }
+        }
         for slot in optimizer.slots {
             for e in slot.arena.layout.entries {
                 w.add("optimizer.\(slot.name).\(e.name)", shape: e.shape, floats: slot.arena.data + e.offset)
@@ -127,10 +131,22 @@ public enum Checkpoint {
             try check(t, shape: p.shape, source: source)
             t.copyFloats(into: p.value.data)
         }
+        for (name, b) in model.buffers {
+            guard let t = file.tensor(name) else { missing.append(name); continue }
+            if b.isCounter {
+                guard t.dtype == .I64, t.shape == b.shape else {
+                    throw FileError(source, "tensor \(t.name) has dtype \(t.dtype.rawValue) and shape \(t.shape), expected I64 \(b.shape)")
+                }
+                b.value.data[0] = Float(t.int64s()[0])
+            } else {
+                try check(t, shape: b.shape, source: source)
+                t.copyFloats(into: b.value.data)
+            }
+        }
         if !missing.isEmpty {
             throw FileError(source, "missing tensors for model parameters: \(missing.joined(separator: ", "))")
         }
-        let known = Set(model.parameters.map(\.name))
+        let known = Set(model.parameters.map(\.name) + model.buffers.map(\.name))
         let extra = file.tensors.map(\.name).filter { !known.contains($0) && !$0.hasPrefix("optimizer.") }
         if !extra.isEmpty {
             throw FileError(source, "tensors the model does not have: \(extra.joined(separator: ", ")) (is this checkpoint for a different model?)")

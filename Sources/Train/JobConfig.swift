@@ -101,7 +101,7 @@ public struct JobConfig: Equatable, Sendable {
         name = try r.string("name", default: name)
         seed = try r.int("seed", default: seed, min: 0)
         if let m = r.value("model") {
-            model = try ModelSpec(try ConfigReader(m, source: source, path: "model"))
+            model = try ModelSpec(m, source: source)
             _ = try Model(spec: model, source: source)   // validates layer types, options and shapes now
         }
 

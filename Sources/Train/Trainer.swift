@@ -82,6 +82,7 @@ public final class Trainer {
         reducer = comm.worldSize > 1 ? GradientReducer(model: model, comm: comm, bucketBytes: job.comm.bucketBytes) : nil
         rngs = [:]
         model.initialize(seed: UInt64(job.seed))
+        model.random.rng = RNG(seed: UInt64(job.seed), stream: "dropout", UInt64(comm.rank))
         // Every replica starts from rank 0's parameters.
         try comm.broadcast(model.values.buffer, root: 0)
     }
@@ -142,6 +143,7 @@ public final class Trainer {
         try Checkpoint.loadParameters(into: model, from: c.file, source: c.path)
         try Checkpoint.loadOptimizer(optimizer, steps: c.optimizerSteps, from: c.file, source: c.path)
         for (k, v) in c.rngs { rngs[k] = v }
+        if let r = c.rngs["dropout.\(comm.rank)"] { model.random.rng = r }
         // A checkpoint taken with another world size (or batch) resumes at the same sample position.
         let samplesSeen = c.state.stepInEpoch * c.job.train.batchSize * c.job.train.accumulationSteps * c.worldSize
         state = TrainState(epoch: c.state.epoch, stepInEpoch: samplesSeen / sampler.globalBatch,
@@ -220,6 +222,7 @@ public final class Trainer {
     /// Loss and accuracy over a whole split, in eval mode. Each rank evaluates its share and
     /// the sums are all-reduced, so every rank gets the same numbers.
     public func evaluate(_ ds: Dataset) throws -> Evaluation {
+        try syncBuffers()
         let bs = job.train.evalBatchSize
         let w = comm.worldSize, r = comm.rank
         let shard = (r * ds.count / w)..<((r + 1) * ds.count / w)
@@ -243,6 +246,19 @@ public final class Trainer {
         if w > 1 { try sums.withUnsafeMutableBufferPointer { try comm.allReduceSum($0) } }
         let n = Double(max(ds.count, 1))
         return Evaluation(loss: Double(sums[0]) / n, accuracy: Double(sums[1]) / n)
+    }
+
+    /// Gives every rank rank 0's buffers (BatchNorm running statistics), as PyTorch DDP does;
+    /// called before evaluation and checkpoints, where they are used.
+    public func syncBuffers() throws {
+        guard comm.worldSize > 1, !model.buffers.isEmpty else { return }
+        var flat: [Float] = model.buffers.flatMap { $0.buffer.value.array }
+        try flat.withUnsafeMutableBufferPointer { try comm.broadcast($0, root: 0) }
+        var i = 0
+        for (_, b) in model.buffers {
+            for j in 0..<b.value.count { b.value.data[j] = flat[i + j] }
+            i += b.value.count
+        }
     }
 
     /// Checks that every replica holds bit-identical parameters.
@@ -329,10 +345,13 @@ public final class Trainer {
 
     /// Writes a checkpoint of the current state (rank 0 only) and prunes old ones.
     public func saveCheckpoint(_ dir: String) throws {
+        try syncBuffers()
         guard comm.rank == 0 else { return }
         let path = "\(dir)/\(Checkpoint.fileName(step: state.globalStep))"
+        var all = rngs
+        all["dropout.0"] = model.random.rng
         try Checkpoint.save(to: path, job: job, model: model, optimizer: optimizer, state: state,
-                            rngs: rngs, worldSize: comm.worldSize)
+                            rngs: all, worldSize: comm.worldSize)
         Checkpoint.prune(dir, keep: job.checkpoint.keep)
         log("checkpoint \(path)")
     }

@@ -14,7 +14,7 @@ struct BenchCommand: ParsableCommand {
 struct BenchTrain: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "train", abstract: "Single-process training throughput.")
 
-    @Option(help: "Model: mlp.") var model = "mlp"
+    @Option(help: "Model from the zoo (mlp, cnn, cnn_bn, resnet_small, …).") var model = "mlp"
     @Option(help: "Batch size.") var batch = 128
     @Option(help: "Epochs to time (the first is included).") var epochs = 2
     @Option(help: "OpenBLAS threads.") var threads: Int?
@@ -23,7 +23,11 @@ struct BenchTrain: ParsableCommand {
     func run() throws {
         if let t = threads { BLAS.threads = t }
         var job = JobConfig()
-        guard model == "mlp" else { throw ValidationError("unknown model \(model) (known: mlp)") }
+        guard let spec = ModelSpec.zoo[model] else {
+            throw ValidationError("unknown model \(model) (known: \(ModelSpec.zoo.keys.sorted().joined(separator: ", ")))")
+        }
+        job.model = spec
+        job.scaling.rule = "none"
         job.train.batchSize = batch
         job.train.epochs = epochs
         job.train.logEvery = 0

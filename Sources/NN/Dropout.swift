@@ -1,0 +1,41 @@
+import TensorCore
+
+/// Inverted dropout: in training each element is kept with probability 1−p and scaled by
+/// 1/(1−p), so evaluation is the identity. The mask is drawn from the model's random source.
+public final class Dropout: Layer {
+    public let p: Float
+    public let outputShape: [Int]
+    private let random: RandomSource
+    private var mask: [Float] = []
+    private let output = Tensor.workspace()
+    private let inputGrad = Tensor.workspace()
+    private var lastTraining = false
+
+    public init(shape: [Int], p: Float, random: RandomSource) {
+        self.p = p
+        outputShape = shape
+        self.random = random
+    }
+
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        lastTraining = training && p > 0
+        guard lastTraining else { return x }
+        output.resize(x.shape)
+        if mask.count < x.count { mask = [Float](repeating: 0, count: x.count) }
+        let scale = 1 / (1 - p)
+        for i in 0..<x.count {
+            let keep: Float = random.rng.uniform() >= p ? scale : 0
+            mask[i] = keep
+            output.data[i] = x.data[i] * keep
+        }
+        return output
+    }
+
+    public func backward(_ dy: Tensor, needInputGrad: Bool) -> Tensor? {
+        guard needInputGrad else { return nil }
+        guard lastTraining else { return dy }
+        inputGrad.resize(dy.shape)
+        for i in 0..<dy.count { inputGrad.data[i] = dy.data[i] * mask[i] }
+        return inputGrad
+    }
+}

@@ -1,0 +1,218 @@
+import TensorCore
+
+/// Batch normalisation (`torch.nn.BatchNorm1d/2d`): each channel is normalised over the batch
+/// and spatial positions with the batch's statistics in training, and with running averages
+/// (momentum as PyTorch: running ← (1−m)·running + m·batch, variance unbiased) in evaluation.
+///
+/// x[B, C, (H, W)] → y = γ·x̂ + β,  x̂ = (x − μ_c)/√(σ²_c + ε)
+/// backward: dx = γ/(σ·N) · (N·dy − Σdy − x̂·Σ(dy·x̂)),  dγ = Σ dy·x̂,  dβ = Σ dy   (sums per channel)
+public final class BatchNorm: Layer {
+    public let channels: Int
+    public let outputShape: [Int]
+    public let eps: Float
+    public let momentum: Float
+    public let weight: Parameter
+    public let bias: Parameter
+    public let runningMean: Buffer
+    public let runningVar: Buffer
+    public let batchesTracked: Buffer
+    public var parameters: [Parameter] { [weight, bias] }
+    public var buffers: [Buffer] { [runningMean, runningVar, batchesTracked] }
+
+    private var spatial: Int { outputShape.dropFirst().reduce(1, *) }
+    private let xhat = Tensor.workspace()
+    private let output = Tensor.workspace()
+    private let inputGrad = Tensor.workspace()
+    private var invStd: [Float]
+
+    public init(inputShape: [Int], eps: Float = 1e-5, momentum: Float = 0.1) {
+        channels = inputShape[0]
+        outputShape = inputShape
+        self.eps = eps
+        self.momentum = momentum
+        weight = Parameter("weight", shape: [channels], initializer: .ones)
+        bias = Parameter("bias", shape: [channels], initializer: .zeros)
+        runningMean = Buffer("running_mean", shape: [channels])
+        runningVar = Buffer("running_var", shape: [channels], fill: 1)
+        batchesTracked = Buffer("num_batches_tracked", shape: [], isCounter: true)
+        invStd = [Float](repeating: 1, count: channels)
+    }
+
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        let b = batchSize(x), hw = spatial, c = channels
+        output.resize(x.shape)
+        xhat.resize(x.shape)
+        let n = Double(b * hw)
+        for ch in 0..<c {
+            var mean: Float, inv: Float
+            if training {
+                var s = 0.0, sq = 0.0
+                for bi in 0..<b {
+                    let p = x.data + (bi * c + ch) * hw
+                    for i in 0..<hw { let v = Double(p[i]); s += v; sq += v * v }
+                }
+                let m = s / n
+                let variance = max(sq / n - m * m, 0)
+                mean = Float(m)
+                inv = 1 / Float(variance + Double(eps)).squareRoot()
+                let rm = runningMean.value.data, rv = runningVar.value.data
+                rm[ch] = (1 - momentum) * rm[ch] + momentum * mean
+                rv[ch] = (1 - momentum) * rv[ch] + momentum * Float(n > 1 ? variance * n / (n - 1) : variance)
+            } else {
+                mean = runningMean.value.data[ch]
+                inv = 1 / (runningVar.value.data[ch] + eps).squareRoot()
+            }
+            invStd[ch] = inv
+            let g = weight.value.data[ch], be = bias.value.data[ch]
+            for bi in 0..<b {
+                let o = (bi * c + ch) * hw
+                let p = x.data + o, xh = xhat.data + o, y = output.data + o
+                for i in 0..<hw {
+                    let v = (p[i] - mean) * inv
+                    xh[i] = v
+                    y[i] = g * v + be
+                }
+            }
+        }
+        if training { batchesTracked.value.data[0] += 1 }
+        return output
+    }
+
+    public func backward(_ dy: Tensor, needInputGrad: Bool) -> Tensor? {
+        let b = batchSize(dy), hw = spatial, c = channels
+        let n = Float(b * hw)
+        if needInputGrad { inputGrad.resize(dy.shape) }
+        for ch in 0..<c {
+            var sdy: Float = 0, sdyx: Float = 0
+            for bi in 0..<b {
+                let o = (bi * c + ch) * hw
+                let g = dy.data + o, xh = xhat.data + o
+                for i in 0..<hw { sdy += g[i]; sdyx += g[i] * xh[i] }
+            }
+            weight.grad.data[ch] += sdyx
+            bias.grad.data[ch] += sdy
+            guard needInputGrad else { continue }
+            let k = weight.value.data[ch] * invStd[ch] / n
+            for bi in 0..<b {
+                let o = (bi * c + ch) * hw
+                let g = dy.data + o, xh = xhat.data + o, dx = inputGrad.data + o
+                for i in 0..<hw { dx[i] = k * (n * g[i] - sdy - xh[i] * sdyx) }
+            }
+        }
+        return needInputGrad ? inputGrad : nil
+    }
+}
+
+/// Normalisation within each sample: the per-sample tensor is split into `groups` contiguous
+/// groups (of whole channels), each normalised by its own mean and variance, then scaled and
+/// shifted per channel (or per element for LayerNorm). GroupNorm is the general case;
+/// LayerNorm is one group with an element-wise affine; InstanceNorm is one group per channel.
+///
+/// backward per group of M elements: dx = (1/σ)(d − mean(d) − x̂·mean(d·x̂)),  d = dy·γ
+public class GroupwiseNorm: Layer {
+    public let outputShape: [Int]
+    public let groups: Int
+    public let eps: Float
+    let affinePerElement: Bool
+    public let weight: Parameter?
+    public let bias: Parameter?
+    public var parameters: [Parameter] { [weight, bias].compactMap { $0 } }
+
+    let xhat = Tensor.workspace()
+    let output = Tensor.workspace()
+    let inputGrad = Tensor.workspace()
+    var invStd: [Float] = []
+
+    init(shape: [Int], groups: Int, eps: Float, affine: Bool, perElement: Bool) {
+        outputShape = shape
+        self.groups = groups
+        self.eps = eps
+        affinePerElement = perElement
+        let pshape = perElement ? shape : [shape[0]]
+        weight = affine ? Parameter("weight", shape: pshape, initializer: .ones) : nil
+        bias = affine ? Parameter("bias", shape: pshape, initializer: .zeros) : nil
+    }
+
+    var size: Int { outputShape.reduce(1, *) }
+    /// Elements per channel (the affine is per channel unless per element).
+    var perChannel: Int { outputShape.count > 1 ? outputShape.dropFirst().reduce(1, *) : 1 }
+
+    @inline(__always) func affineIndex(_ i: Int) -> Int { affinePerElement ? i : i / perChannel }
+
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        let b = batchSize(x), size = self.size, m = size / groups
+        output.resize(x.shape)
+        xhat.resize(x.shape)
+        if invStd.count < b * groups { invStd = [Float](repeating: 0, count: b * groups) }
+        for bi in 0..<b {
+            for g in 0..<groups {
+                let o = bi * size + g * m
+                let p = x.data + o
+                var s = 0.0, sq = 0.0
+                for i in 0..<m { let v = Double(p[i]); s += v; sq += v * v }
+                let mean = s / Double(m)
+                let inv = 1 / Float(max(sq / Double(m) - mean * mean, 0) + Double(eps)).squareRoot()
+                invStd[bi * groups + g] = inv
+                let xh = xhat.data + o, y = output.data + o
+                for i in 0..<m {
+                    let v = (p[i] - Float(mean)) * inv
+                    xh[i] = v
+                    let a = affineIndex(g * m + i)
+                    y[i] = weight.map { $0.value.data[a] * v + bias!.value.data[a] } ?? v
+                }
+            }
+        }
+        return output
+    }
+
+    public func backward(_ dy: Tensor, needInputGrad: Bool) -> Tensor? {
+        let b = batchSize(dy), size = self.size, m = size / groups
+        if needInputGrad { inputGrad.resize(dy.shape) }
+        for bi in 0..<b {
+            for g in 0..<groups {
+                let o = bi * size + g * m
+                let gy = dy.data + o, xh = xhat.data + o
+                var sd: Float = 0, sdx: Float = 0
+                for i in 0..<m {
+                    let a = affineIndex(g * m + i)
+                    if let w = weight {
+                        w.grad.data[a] += gy[i] * xh[i]
+                        bias!.grad.data[a] += gy[i]
+                    }
+                    let d = gy[i] * (weight?.value.data[a] ?? 1)
+                    sd += d
+                    sdx += d * xh[i]
+                }
+                guard needInputGrad else { continue }
+                let inv = invStd[bi * groups + g], mf = Float(m)
+                let dx = inputGrad.data + o
+                for i in 0..<m {
+                    let d = gy[i] * (weight?.value.data[affineIndex(g * m + i)] ?? 1)
+                    dx[i] = inv * (d - sd / mf - xh[i] * sdx / mf)
+                }
+            }
+        }
+        return needInputGrad ? inputGrad : nil
+    }
+}
+
+/// `torch.nn.LayerNorm(shape)`: all features of a sample, element-wise γ and β.
+public final class LayerNorm: GroupwiseNorm {
+    public init(shape: [Int], eps: Float = 1e-5, affine: Bool = true) {
+        super.init(shape: shape, groups: 1, eps: eps, affine: affine, perElement: true)
+    }
+}
+
+/// `torch.nn.GroupNorm(groups, C)`: groups of channels (with their spatial positions), per-channel γ, β.
+public final class GroupNorm: GroupwiseNorm {
+    public init(shape: [Int], groups: Int, eps: Float = 1e-5, affine: Bool = true) {
+        super.init(shape: shape, groups: groups, eps: eps, affine: affine, perElement: false)
+    }
+}
+
+/// `torch.nn.InstanceNorm2d(C)`: each channel of each sample on its own (no running statistics).
+public final class InstanceNorm: GroupwiseNorm {
+    public init(shape: [Int], eps: Float = 1e-5, affine: Bool = false) {
+        super.init(shape: shape, groups: shape[0], eps: eps, affine: affine, perElement: false)
+    }
+}
