@@ -22,6 +22,15 @@ public indirect enum ConfigValue: Equatable, Sendable {
         }
     }
 
+    /// The value as a number (integers included).
+    public var number: Double? {
+        switch self {
+        case .int(let i): return Double(i)
+        case .double(let d): return d
+        default: return nil
+        }
+    }
+
     public subscript(key: String) -> ConfigValue? {
         if case .map(let entries) = self { return entries.first { $0.key == key }?.value }
         return nil
@@ -54,4 +63,13 @@ public struct ConfigError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         path.isEmpty ? "\(source): \(message)" : "\(source): \(path): \(message)"
     }
+}
+
+extension ConfigValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral,
+    ExpressibleByBooleanLiteral, ExpressibleByArrayLiteral {
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(integerLiteral value: Int) { self = .int(value) }
+    public init(floatLiteral value: Double) { self = .double(value) }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+    public init(arrayLiteral elements: ConfigValue...) { self = .list(elements) }
 }

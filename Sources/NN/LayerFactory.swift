@@ -9,6 +9,13 @@ public struct LayerContext {
     public let source: String
     public let path: String
 
+    public init(inputShape: [Int], random: RandomSource, source: String, path: String) {
+        self.inputShape = inputShape
+        self.random = random
+        self.source = source
+        self.path = path
+    }
+
     func at(_ path: String, input: [Int]) -> LayerContext {
         LayerContext(inputShape: input, random: random, source: source, path: path)
     }

@@ -28,7 +28,10 @@ public enum LossError: Error, CustomStringConvertible {
 ///
 /// logits[B, C] → mean_B(−Σ_c y_c · log softmax(z)_c); grad[B, C]
 public final class SoftmaxCrossEntropy: Loss {
-    public init() {}
+    /// Label smoothing ε as `torch.nn.CrossEntropyLoss(label_smoothing=ε)`: the target is
+    /// (1−ε)·y + ε/C.
+    public let labelSmoothing: Float
+    public init(labelSmoothing: Float = 0) { self.labelSmoothing = labelSmoothing }
 
     public func compute(_ logits: Tensor, _ target: Target, grad: Tensor?) -> Float {
         let b = logits.rows, c = logits.rowSize
@@ -45,10 +48,13 @@ public final class SoftmaxCrossEntropy: Loss {
             switch target {
             case .classes(let labels):
                 let y = Int(labels[r])
-                total += Double(logSum - z[y])
+                let eps = labelSmoothing, off = eps / Float(c)
+                var l = (1 - eps) * (logSum - z[y])
+                if eps > 0 { for j in 0..<c { l += off * (logSum - z[j]) } }
+                total += Double(l)
                 if let g = grad?.data.advanced(by: r * c) {
-                    for j in 0..<c { g[j] = expf(z[j] - logSum) * invB }
-                    g[y] -= invB
+                    for j in 0..<c { g[j] = (expf(z[j] - logSum) - off) * invB }
+                    g[y] -= (1 - eps) * invB
                 }
             case .values(let t):
                 let y = t.data + r * c
@@ -85,5 +91,109 @@ public final class MeanSquaredError: Loss {
             if let g = grad { g.data[i] = scale * d }
         }
         return Float(total / Double(n))
+    }
+}
+
+/// Sigmoid + binary cross-entropy on logits, fused and stable (`torch.nn.BCEWithLogitsLoss`):
+/// mean over all elements of max(z, 0) − z·y + log(1 + e^{−|z|}); gradient (σ(z) − y)/N. One
+/// output is binary classification; several are independent labels (multilabel). With
+/// `.classes` targets, y is the one-hot of the label.
+public final class SigmoidBinaryCrossEntropy: Loss {
+    public init() {}
+
+    public func compute(_ z: Tensor, _ target: Target, grad: Tensor?) -> Float {
+        let n = z.count, c = z.rowSize
+        if let g = grad { g.resize(z.shape) }
+        var total = 0.0
+        let inv = 1 / Float(n)
+        for i in 0..<n {
+            let y: Float
+            switch target {
+            case .classes(let l): y = Int(l[i / c]) == i % c ? 1 : 0
+            case .values(let t): y = t.data[i]
+            }
+            let v = z.data[i]
+            total += Double(max(v, 0) - v * y + log1pf(expf(-abs(v))))
+            if let g = grad { g.data[i] = (sigmoid(v) - y) * inv }
+        }
+        return Float(total / Double(n))
+    }
+}
+
+/// Poisson negative log-likelihood (`torch.nn.PoissonNLLLoss`, full = false): with log inputs
+/// (the exp output of the seed table) mean(eᶻ − y·z), gradient (eᶻ − y)/N; with rate inputs
+/// (e.g. after softplus) mean(λ − y·log(λ + 1e-8)), gradient (1 − y/(λ + 1e-8))/N.
+public final class PoissonNLL: Loss {
+    public let logInput: Bool
+    public init(logInput: Bool = true) { self.logInput = logInput }
+
+    public func compute(_ z: Tensor, _ target: Target, grad: Tensor?) -> Float {
+        guard case .values(let y) = target else { preconditionFailure("Poisson NLL needs count targets") }
+        let n = z.count
+        if let g = grad { g.resize(z.shape) }
+        var total = 0.0
+        let inv = 1 / Float(n)
+        for i in 0..<n {
+            let v = z.data[i], t = y.data[i]
+            if logInput {
+                total += Double(expf(v) - t * v)
+                if let g = grad { g.data[i] = (expf(v) - t) * inv }
+            } else {
+                total += Double(v - t * logf(v + 1e-8))
+                if let g = grad { g.data[i] = (1 - t / (v + 1e-8)) * inv }
+            }
+        }
+        return Float(total / Double(n))
+    }
+}
+
+/// Multiclass hinge loss of a linear SVM (`torch.nn.MultiMarginLoss`, p = 1, margin 1):
+/// per sample Σ_{j≠y} max(0, 1 − z_y + z_j)/C, averaged over the batch.
+public final class HingeLoss: Loss {
+    public let margin: Float
+    public init(margin: Float = 1) { self.margin = margin }
+
+    public func compute(_ z: Tensor, _ target: Target, grad: Tensor?) -> Float {
+        guard case .classes(let labels) = target else { preconditionFailure("hinge loss needs class labels") }
+        let b = z.rows, c = z.rowSize
+        if let g = grad { g.resize(z.shape); g.zero() }
+        var total = 0.0
+        let scale = 1 / Float(c * b)
+        for r in 0..<b {
+            let row = z.data + r * c, y = Int(labels[r])
+            for j in 0..<c where j != y {
+                let m = margin - row[y] + row[j]
+                if m > 0 {
+                    total += Double(m)
+                    if let g = grad?.data.advanced(by: r * c) { g[j] += scale; g[y] -= scale }
+                }
+            }
+        }
+        return Float(total / Double(b * c))
+    }
+}
+
+/// Perceptron criterion, multiclass: per sample max(0, max_j z_j − z_y) — zero (no update)
+/// when the sample is classified correctly, else pushes the winning class down and the true
+/// one up. Averaged over the batch.
+public final class PerceptronLoss: Loss {
+    public init() {}
+
+    public func compute(_ z: Tensor, _ target: Target, grad: Tensor?) -> Float {
+        guard case .classes(let labels) = target else { preconditionFailure("perceptron loss needs class labels") }
+        let b = z.rows, c = z.rowSize
+        if let g = grad { g.resize(z.shape); g.zero() }
+        var total = 0.0
+        for r in 0..<b {
+            let row = z.data + r * c, y = Int(labels[r])
+            var best = 0
+            for j in 1..<c where row[j] > row[best] { best = j }
+            let m = row[best] - row[y]
+            if m > 0 {
+                total += Double(m)
+                if let g = grad?.data.advanced(by: r * c) { g[best] += 1 / Float(b); g[y] -= 1 / Float(b) }
+            }
+        }
+        return Float(total / Double(b))
     }
 }

@@ -30,6 +30,13 @@ public struct JobConfig: Equatable, Sendable {
         public var accumulationSteps = 1
         /// Compare a checksum of every replica's parameters every this many steps (0: never).
         public var checkEvery = 100
+        /// cross_entropy only: label smoothing ε.
+        public var labelSmoothing = 0.0
+        /// Clip the global gradient norm to this (0: off), or every gradient to ±value (0: off).
+        public var clipGradNorm = 0.0
+        public var clipGradValue = 0.0
+        /// A non-finite loss: stop with an error, or skip that step (its update is dropped).
+        public var onNaN = "stop"
     }
     public var train = Train()
 
@@ -65,12 +72,31 @@ public struct JobConfig: Equatable, Sendable {
         public var dampening = 0.0
         public var nesterov = false
         public var weightDecay = 0.0
+        /// Adam/AdamW β₁, β₂; ε for Adam, AdamW, RMSprop, AdaGrad.
+        public var betas = [0.9, 0.999]
+        public var eps = 1e-8
+        /// RMSprop smoothing α and centering; AdaGrad lr decay.
+        public var alpha = 0.99
+        public var centered = false
+        public var lrDecay = 0.0
+
+        /// torch.optim's default learning rate and weight decay for each type (SGD: this project's default job).
+        static let defaults: [String: (lr: Double, weightDecay: Double, momentum: Double, eps: Double)] = [
+            "sgd": (0.05, 0, 0.9, 1e-8), "adagrad": (0.01, 0, 0, 1e-10), "rmsprop": (0.01, 0, 0, 1e-8),
+            "adam": (0.001, 0, 0, 1e-8), "adamw": (0.001, 0.01, 0, 1e-8),
+        ]
     }
     public var optimizer = Optimizer()
 
     public struct Schedule: Equatable, Sendable {
-        /// constant | cosine | step
+        /// constant | cosine | step | warmup_cosine | plateau
         public var type = "cosine"
+        /// warmup_cosine: the linear ramp from 0.
+        public var warmupEpochs = 0.0
+        /// plateau: multiply by `gamma` after `patience` epochs without a `threshold` relative
+        /// improvement of the test loss.
+        public var patience = 10
+        public var threshold = 1e-4
         /// For cosine: the final lr as a fraction of the initial one.
         public var minFactor = 0.0
         /// For step: multiply by `gamma` every `stepEpochs` epochs.
@@ -91,9 +117,9 @@ public struct JobConfig: Equatable, Sendable {
 
     public init() {}
 
-    public static let losses = ["cross_entropy", "mse"]
-    public static let optimizers = ["sgd"]
-    public static let schedules = ["constant", "cosine", "step"]
+    public static let losses = ["cross_entropy", "mse", "bce", "poisson_nll", "hinge", "perceptron"]
+    public static let optimizers = ["sgd", "adagrad", "rmsprop", "adam", "adamw"]
+    public static let schedules = ["constant", "cosine", "step", "warmup_cosine", "plateau"]
 
     /// Parses and validates a job; `source` names the file in error messages.
     public init(_ value: ConfigValue, source: String) throws {
@@ -119,6 +145,13 @@ public struct JobConfig: Equatable, Sendable {
         train.logEvery = try t.int("log_every", default: train.logEvery, min: 0)
         train.accumulationSteps = try t.int("accumulation_steps", default: train.accumulationSteps, min: 1)
         train.checkEvery = try t.int("check_every", default: train.checkEvery, min: 0)
+        train.labelSmoothing = try t.double("label_smoothing", default: train.labelSmoothing, min: 0, max: 1)
+        if train.labelSmoothing > 0 && train.loss != "cross_entropy" {
+            throw t.error("label_smoothing", "only applies to the cross_entropy loss")
+        }
+        train.clipGradNorm = try t.double("clip_grad_norm", default: train.clipGradNorm, min: 0)
+        train.clipGradValue = try t.double("clip_grad_value", default: train.clipGradValue, min: 0)
+        train.onNaN = try t.string("on_nan", default: train.onNaN, oneOf: ["stop", "skip"])
         try t.finish()
 
         let sc = try r.section("scaling")
@@ -144,11 +177,23 @@ public struct JobConfig: Equatable, Sendable {
 
         let o = try r.section("optimizer")
         optimizer.type = try o.string("type", default: optimizer.type, oneOf: Self.optimizers)
-        optimizer.lr = try o.double("lr", default: optimizer.lr, min: 0)
-        optimizer.momentum = try o.double("momentum", default: optimizer.momentum, min: 0, max: 1)
+        let typeDefaults = Optimizer.defaults[optimizer.type]!
+        optimizer.lr = try o.double("lr", default: typeDefaults.lr, min: 0)
+        optimizer.momentum = try o.double("momentum", default: typeDefaults.momentum, min: 0, max: 1)
+        optimizer.eps = try o.double("eps", default: typeDefaults.eps, min: 0)
+        optimizer.alpha = try o.double("alpha", default: optimizer.alpha, min: 0, max: 1)
+        optimizer.centered = try o.bool("centered", default: optimizer.centered)
+        optimizer.lrDecay = try o.double("lr_decay", default: optimizer.lrDecay, min: 0)
+        if let b = o.value("betas") {
+            guard case .list(let l) = b, l.count == 2, let b1 = l[0].number, let b2 = l[1].number,
+                  (0..<1).contains(b1), (0..<1).contains(b2) else {
+                throw o.error("betas", "expected two numbers in [0, 1), found \(b.summary)")
+            }
+            optimizer.betas = [b1, b2]
+        }
         optimizer.dampening = try o.double("dampening", default: optimizer.dampening, min: 0, max: 1)
         optimizer.nesterov = try o.bool("nesterov", default: optimizer.nesterov)
-        optimizer.weightDecay = try o.double("weight_decay", default: optimizer.weightDecay, min: 0)
+        optimizer.weightDecay = try o.double("weight_decay", default: typeDefaults.weightDecay, min: 0)
         if optimizer.nesterov && (optimizer.momentum == 0 || optimizer.dampening != 0) {
             throw o.error("nesterov", "Nesterov momentum needs momentum > 0 and dampening = 0")
         }
@@ -159,6 +204,9 @@ public struct JobConfig: Equatable, Sendable {
         schedule.minFactor = try s.double("min_factor", default: schedule.minFactor, min: 0, max: 1)
         schedule.stepEpochs = try s.int("step_epochs", default: schedule.stepEpochs, min: 1)
         schedule.gamma = try s.double("gamma", default: schedule.gamma, min: 0, max: 1)
+        schedule.warmupEpochs = try s.double("warmup_epochs", default: schedule.warmupEpochs, min: 0)
+        schedule.patience = try s.int("patience", default: schedule.patience, min: 0)
+        schedule.threshold = try s.double("threshold", default: schedule.threshold, min: 0)
         try s.finish()
 
         let c = try r.section("checkpoint")
@@ -186,7 +234,9 @@ public struct JobConfig: Equatable, Sendable {
             "train": .object(["epochs": .int(train.epochs), "batch_size": .int(train.batchSize),
                               "loss": .string(train.loss), "eval_batch_size": .int(train.evalBatchSize),
                               "log_every": .int(train.logEvery), "accumulation_steps": .int(train.accumulationSteps),
-                              "check_every": .int(train.checkEvery)]),
+                              "check_every": .int(train.checkEvery), "label_smoothing": .double(train.labelSmoothing),
+                              "clip_grad_norm": .double(train.clipGradNorm), "clip_grad_value": .double(train.clipGradValue),
+                              "on_nan": .string(train.onNaN)]),
             "scaling": .object(["rule": .string(scaling.rule), "base_batch": .int(scaling.baseBatch),
                                 "warmup_epochs": .double(scaling.warmupEpochs), "warmup_steps": .int(scaling.warmupSteps)]),
             "comm": .object(["bucket_mb": .double(Double(comm.bucketBytes) / 1_048_576), "timeout": .double(comm.timeout),
@@ -196,9 +246,14 @@ public struct JobConfig: Equatable, Sendable {
                                   "momentum": .double(optimizer.momentum),
                                   "dampening": .double(optimizer.dampening),
                                   "nesterov": .bool(optimizer.nesterov),
-                                  "weight_decay": .double(optimizer.weightDecay)]),
+                                  "weight_decay": .double(optimizer.weightDecay),
+                                  "betas": .list(optimizer.betas.map { .double($0) }), "eps": .double(optimizer.eps),
+                                  "alpha": .double(optimizer.alpha), "centered": .bool(optimizer.centered),
+                                  "lr_decay": .double(optimizer.lrDecay)]),
             "schedule": .object(["type": .string(schedule.type), "min_factor": .double(schedule.minFactor),
-                                 "step_epochs": .int(schedule.stepEpochs), "gamma": .double(schedule.gamma)]),
+                                 "step_epochs": .int(schedule.stepEpochs), "gamma": .double(schedule.gamma),
+                                 "warmup_epochs": .double(schedule.warmupEpochs), "patience": .int(schedule.patience),
+                                 "threshold": .double(schedule.threshold)]),
             "checkpoint": .object(["dir": .string(checkpoint.dir), "every_steps": .int(checkpoint.everySteps),
                                    "keep": .int(checkpoint.keep)]),
         ])

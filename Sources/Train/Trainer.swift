@@ -46,6 +46,11 @@ public final class Trainer {
     public var stopAtStep: Int?
 
     private let reducer: GradientReducer?
+    /// ReduceLROnPlateau state (schedule `plateau`), stepped with each epoch's test loss.
+    public private(set) var plateau: ReduceOnPlateau?
+    /// Steps whose update was dropped because the loss was not finite (`train.on_nan: skip`).
+    public private(set) var skippedSteps = 0
+    private var consecutiveSkips = 0
     private let x = Tensor.workspace()
     private let labels = Labels()
     private let oneHot = Tensor.workspace()
@@ -66,13 +71,12 @@ public final class Trainer {
         guard model.outputShape.count == 1, outputs == data.train.numClasses else {
             throw TrainError("model output shape \(model.outputShape) does not match the dataset's \(data.train.numClasses) classes")
         }
-        switch job.train.loss {
-        case "mse": loss = MeanSquaredError()
-        default: loss = SoftmaxCrossEntropy()
-        }
-        optimizer = SGD(params: model.values, grads: model.grads, lr: Float(job.optimizer.lr),
-                        momentum: Float(job.optimizer.momentum), dampening: Float(job.optimizer.dampening),
-                        nesterov: job.optimizer.nesterov, weightDecay: Float(job.optimizer.weightDecay))
+        loss = job.makeLoss()
+        optimizer = job.makeOptimizer(params: model.values, grads: model.grads)
+        plateau = job.schedule.type == "plateau"
+            ? ReduceOnPlateau(factor: job.schedule.gamma, patience: job.schedule.patience, threshold: job.schedule.threshold,
+                              minFactor: job.schedule.minFactor)
+            : nil
         sampler = DistributedSampler(count: data.train.count, batchSize: job.train.batchSize,
                                      world: comm.worldSize, rank: comm.rank, seed: UInt64(job.seed),
                                      accumulation: job.train.accumulationSteps)
@@ -109,6 +113,9 @@ public final class Trainer {
         switch job.schedule.type {
         case "cosine": return .cosine(totalSteps: after, minFactor: job.schedule.minFactor)
         case "step": return .step(everySteps: job.schedule.stepEpochs * stepsPerEpoch, gamma: job.schedule.gamma)
+        case "warmup_cosine":
+            return .warmupCosine(warmup: Int((job.schedule.warmupEpochs * Double(stepsPerEpoch)).rounded()),
+                                 totalSteps: after, minFactor: job.schedule.minFactor)
         default: return .constant
         }
     }
@@ -121,7 +128,7 @@ public final class Trainer {
             let base = job.optimizer.lr
             return base + (scaledLR - base) * Double(step) / Double(w)
         }
-        return scaledLR * schedule.factor(step: step - w)
+        return scaledLR * schedule.factor(step: step - w) * (plateau?.scale ?? 1)
     }
 
     /// One line saying which lr rule applies, for the start of a run.
@@ -173,9 +180,6 @@ public final class Trainer {
             let (mx, my) = k == 1 ? (x, labels) : microBatch(x, labels, m, b)
             let out = model.forward(mx, training: true)
             let l = loss.compute(out, target(for: out, my), grad: outputGrad)
-            guard l.isFinite else {
-                throw TrainError("loss is \(l) at epoch \(state.epoch + 1), step \(state.globalStep + 1) on rank \(comm.rank): training diverged (lower the learning rate?)")
-            }
             lossSum += l
             if k > 1 { scale(outputGrad, 1 / Float(k)) }
             if m == k - 1, let r = reducer {
@@ -186,6 +190,22 @@ public final class Trainer {
             }
         }
         let stepLoss = try reducer?.finish() ?? lossSum / Float(k)
+        // Decided on the averaged loss, so every rank makes the same choice.
+        guard stepLoss.isFinite else {
+            let at = "epoch \(state.epoch + 1), step \(state.globalStep + 1)"
+            guard job.train.onNaN == "skip" else {
+                throw TrainError("loss is \(stepLoss) at \(at): training diverged. Lower the learning rate, clip gradients (train.clip_grad_norm), or set train.on_nan: skip to drop such steps")
+            }
+            skippedSteps += 1
+            consecutiveSkips += 1
+            log("warning: loss is \(stepLoss) at \(at); update skipped (\(skippedSteps) so far)")
+            if consecutiveSkips >= 10 { throw TrainError("loss not finite for 10 steps in a row (last at \(at)); stopping") }
+            model.zeroGrad()
+            return stepLoss
+        }
+        consecutiveSkips = 0
+        if job.train.clipGradValue > 0 { GradientClipping.clipValue(model.grads, value: Float(job.train.clipGradValue)) }
+        if job.train.clipGradNorm > 0 { GradientClipping.clipNorm(model.grads, maxNorm: Float(job.train.clipGradNorm)) }
         optimizer.lr = Float(learningRate(step: state.globalStep))
         optimizer.step()
         return stepLoss
@@ -209,7 +229,7 @@ public final class Trainer {
     }
 
     private func target(for out: Tensor, _ labels: Labels) -> Target {
-        guard job.train.loss == "mse" else { return .classes(labels) }
+        guard job.lossTakesValues else { return .classes(labels) }
         oneHot.resize(out.shape)
         oneHot.zero()
         let c = out.rowSize
@@ -337,6 +357,12 @@ public final class Trainer {
                 + "test_loss \(fmt(ev.loss, 4)) test_acc \(fmt(ev.accuracy, 4)) "
                 + "time \(fmt(epochTime, 2))s samples/s \(Int(rate))" + comm)
             onEpoch?(state, ev, rate)
+            if var p = plateau {
+                let before = p.scale
+                p.step(ev.loss)
+                plateau = p
+                if p.scale != before { log("test loss has not improved for \(job.schedule.patience) epochs: lr scale now \(p.scale)") }
+            }
             if let dir = checkpointDir { try saveCheckpoint(dir) }
         }
         return Summary(state: state, lastEvaluation: lastEval, trainSeconds: trainSeconds,
