@@ -1,3 +1,4 @@
+import Glibc
 import NN
 import TensorCore
 import TestSupport
@@ -81,4 +82,39 @@ func linearGradients(bias: Bool) {
     #expect(r.worst < 1e-2, "\(r)")
     let v = MeanSquaredError().compute(Tensor(shape: [2], values: [1, 3]), .values(Tensor(shape: [2], values: [0, 1])), grad: nil)
     #expect(v == 2.5)
+}
+
+@Test func lossFamilyGradients() {
+    let z = GradCheck.input([4, 5], seed: 21, margin: 0)
+    let labels = Labels([0, 3, 4, 1])
+    let probs = Tensor(shape: [4, 5], values: (0..<20).map { Float(($0 * 7) % 5) / 4 })   // targets in [0, 1]
+    let counts = Tensor(shape: [4, 5], values: (0..<20).map { Float(($0 * 3) % 4) })
+    let rates = Tensor(shape: [4, 5], values: (0..<20).map { 0.5 + Float($0 % 7) / 3 })
+    let cases: [(String, Loss, Tensor, Target)] = [
+        ("cross entropy, smoothing 0.1", SoftmaxCrossEntropy(labelSmoothing: 0.1), z, .classes(labels)),
+        ("bce (one-hot of labels)", SigmoidBinaryCrossEntropy(), z, .classes(labels)),
+        ("bce (multilabel targets)", SigmoidBinaryCrossEntropy(), z, .values(probs)),
+        ("poisson nll, log input", PoissonNLL(logInput: true), z, .values(counts)),
+        ("poisson nll, rate input", PoissonNLL(logInput: false), rates, .values(counts)),
+        ("hinge", HingeLoss(), z, .classes(labels)),
+        ("perceptron", PerceptronLoss(), z, .classes(labels)),
+    ]
+    for (name, loss, x, t) in cases {
+        let r = GradCheck.loss(loss, prediction: x, target: t, eps: 1e-3)
+        #expect(r.worst < 1e-2, "\(name): \(r)")
+    }
+}
+
+@Test func lossValuesByHand() {
+    // BCE on logits is stable far from 0 and equals −log σ(z) for y = 1.
+    let bce = SigmoidBinaryCrossEntropy()
+    #expect(abs(bce.compute(Tensor(shape: [1, 1], values: [2]), .values(Tensor(shape: [1, 1], values: [1])), grad: nil) - 0.126928) < 1e-5)
+    #expect(bce.compute(Tensor(shape: [1, 1], values: [-200]), .values(Tensor(shape: [1, 1], values: [0])), grad: nil) == 0)
+    // Hinge: margins 1 − 2 + 0.5 = −0.5 (none), 1 − 2 + 1.5 = 0.5 → 0.5 / 3 classes.
+    #expect(abs(HingeLoss().compute(Tensor(shape: [1, 3], values: [2, 0.5, 1.5]), .classes(Labels([0])), grad: nil) - 0.5 / 3) < 1e-6)
+    // Perceptron: zero when right, the margin when wrong.
+    #expect(PerceptronLoss().compute(Tensor(shape: [1, 3], values: [3, 1, 2]), .classes(Labels([0])), grad: nil) == 0)
+    #expect(PerceptronLoss().compute(Tensor(shape: [1, 3], values: [3, 1, 2]), .classes(Labels([2])), grad: nil) == 1)
+    // Label smoothing 0.1 with uniform logits leaves the loss at log C.
+    #expect(abs(SoftmaxCrossEntropy(labelSmoothing: 0.1).compute(Tensor(shape: [1, 4]), .classes(Labels([1])), grad: nil) - logf(4)) < 1e-6)
 }
