@@ -23,10 +23,23 @@ public final class Dropout: Layer {
         output.resize(x.shape)
         if mask.count < x.count { mask = [Float](repeating: 0, count: x.count) }
         let scale = 1 / (1 - p)
-        for i in 0..<x.count {
-            let keep: Float = random.rng.uniform() >= p ? scale : 0
-            mask[i] = keep
-            output.data[i] = x.data[i] * keep
+        // Two 24-bit uniforms per 64-bit draw.
+        let threshold = UInt64(Double(p) * 16_777_216)
+        let n = x.count, xd = x.data, yd = output.data
+        mask.withUnsafeMutableBufferPointer { m in
+            var i = 0
+            while i < n {
+                let r = random.rng.next()
+                let a: Float = (r >> 40) & 0xFF_FFFF >= threshold ? scale : 0
+                m[i] = a
+                yd[i] = xd[i] * a
+                if i + 1 < n {
+                    let b: Float = (r >> 8) & 0xFF_FFFF >= threshold ? scale : 0
+                    m[i + 1] = b
+                    yd[i + 1] = xd[i + 1] * b
+                }
+                i += 2
+            }
         }
         return output
     }

@@ -43,36 +43,52 @@ public final class BatchNorm: Layer {
         output.resize(x.shape)
         xhat.resize(x.shape)
         let n = Double(b * hw)
-        for ch in 0..<c {
-            var mean: Float, inv: Float
-            if training {
-                var s = 0.0, sq = 0.0
+        let xd = x.data, xh = xhat.data, yd = output.data
+        let rm = runningMean.value.data, rv = runningVar.value.data
+        let gamma = weight.value.data, beta = bias.value.data
+        let (eps, momentum) = (self.eps, self.momentum)
+        invStd.withUnsafeMutableBufferPointer { invStd in
+        Parallel.forEach(c, grain: max(1, 16384 / max(b * hw, 1))) { channels in
+            for ch in channels {
+                var mean: Float, inv: Float
+                if training {
+                    var s = 0.0, sq = 0.0
+                    for bi in 0..<b {
+                        let (ps, pq) = sums(xd + (bi * c + ch) * hw, hw)
+                        s += Double(ps)
+                        sq += Double(pq)
+                    }
+                    let m = s / n
+                    let variance = max(sq / n - m * m, 0)
+                    mean = Float(m)
+                    inv = 1 / Float(variance + Double(eps)).squareRoot()
+                    rm[ch] = (1 - momentum) * rm[ch] + momentum * mean
+                    rv[ch] = (1 - momentum) * rv[ch] + momentum * Float(n > 1 ? variance * n / (n - 1) : variance)
+                } else {
+                    mean = rm[ch]
+                    inv = 1 / (rv[ch] + eps).squareRoot()
+                }
+                invStd[ch] = inv
+                let g = Vec8(repeating: gamma[ch]), be = Vec8(repeating: beta[ch])
+                let mv = Vec8(repeating: mean), iv = Vec8(repeating: inv)
                 for bi in 0..<b {
-                    let p = x.data + (bi * c + ch) * hw
-                    for i in 0..<hw { let v = Double(p[i]); s += v; sq += v * v }
-                }
-                let m = s / n
-                let variance = max(sq / n - m * m, 0)
-                mean = Float(m)
-                inv = 1 / Float(variance + Double(eps)).squareRoot()
-                let rm = runningMean.value.data, rv = runningVar.value.data
-                rm[ch] = (1 - momentum) * rm[ch] + momentum * mean
-                rv[ch] = (1 - momentum) * rv[ch] + momentum * Float(n > 1 ? variance * n / (n - 1) : variance)
-            } else {
-                mean = runningMean.value.data[ch]
-                inv = 1 / (runningVar.value.data[ch] + eps).squareRoot()
-            }
-            invStd[ch] = inv
-            let g = weight.value.data[ch], be = bias.value.data[ch]
-            for bi in 0..<b {
-                let o = (bi * c + ch) * hw
-                let p = x.data + o, xh = xhat.data + o, y = output.data + o
-                for i in 0..<hw {
-                    let v = (p[i] - mean) * inv
-                    xh[i] = v
-                    y[i] = g * v + be
+                    let o = (bi * c + ch) * hw
+                    var i = 0
+                    while i + 8 <= hw {
+                        let v = (xd.load8(o + i) - mv) * iv
+                        xh.store8(o + i, v)
+                        yd.store8(o + i, g * v + be)
+                        i += 8
+                    }
+                    while i < hw {
+                        let v = (xd[o + i] - mean) * inv
+                        xh[o + i] = v
+                        yd[o + i] = gamma[ch] * v + beta[ch]
+                        i += 1
+                    }
                 }
             }
+        }
         }
         if training { batchesTracked.value.data[0] += 1 }
         return output
@@ -82,25 +98,60 @@ public final class BatchNorm: Layer {
         let b = batchSize(dy), hw = spatial, c = channels
         let n = Float(b * hw)
         if needInputGrad { inputGrad.resize(dy.shape) }
-        for ch in 0..<c {
-            var sdy: Float = 0, sdyx: Float = 0
-            for bi in 0..<b {
-                let o = (bi * c + ch) * hw
-                let g = dy.data + o, xh = xhat.data + o
-                for i in 0..<hw { sdy += g[i]; sdyx += g[i] * xh[i] }
+        let gd = dy.data, xh = xhat.data, dx = inputGrad.data
+        let gamma = weight.value.data, dgamma = weight.grad.data, dbeta = bias.grad.data
+        invStd.withUnsafeBufferPointer { invStd in
+        Parallel.forEach(c, grain: max(1, 16384 / max(b * hw, 1))) { channels in
+            for ch in channels {
+                var sdy: Float = 0, sdyx: Float = 0
+                for bi in 0..<b {
+                    let o = (bi * c + ch) * hw
+                    let (a, p) = dotSums(gd + o, xh + o, hw)
+                    sdy += a
+                    sdyx += p
+                }
+                dgamma[ch] += sdyx
+                dbeta[ch] += sdy
+                guard needInputGrad else { continue }
+                let k = gamma[ch] * invStd[ch] / n
+                let kv = Vec8(repeating: k), nv = Vec8(repeating: n)
+                let sv = Vec8(repeating: sdy), pv = Vec8(repeating: sdyx)
+                for bi in 0..<b {
+                    let o = (bi * c + ch) * hw
+                    var i = 0
+                    while i + 8 <= hw {
+                        dx.store8(o + i, kv * (nv * gd.load8(o + i) - sv - xh.load8(o + i) * pv))
+                        i += 8
+                    }
+                    while i < hw { dx[o + i] = k * (n * gd[o + i] - sdy - xh[o + i] * sdyx); i += 1 }
+                }
             }
-            weight.grad.data[ch] += sdyx
-            bias.grad.data[ch] += sdy
-            guard needInputGrad else { continue }
-            let k = weight.value.data[ch] * invStd[ch] / n
-            for bi in 0..<b {
-                let o = (bi * c + ch) * hw
-                let g = dy.data + o, xh = xhat.data + o, dx = inputGrad.data + o
-                for i in 0..<hw { dx[i] = k * (n * g[i] - sdy - xh[i] * sdyx) }
-            }
+        }
         }
         return needInputGrad ? inputGrad : nil
     }
+}
+
+/// (Σx, Σx²) over n floats, eight lanes at a time.
+@inline(__always)
+func sums(_ p: UnsafePointer<Float>, _ n: Int) -> (Float, Float) {
+    var s = Vec8(repeating: 0), q = Vec8(repeating: 0)
+    var i = 0
+    while i + 8 <= n { let v = p.load8(i); s += v; q += v * v; i += 8 }
+    var a = s.sum(), b = q.sum()
+    while i < n { a += p[i]; b += p[i] * p[i]; i += 1 }
+    return (a, b)
+}
+
+/// (Σg, Σg·x) over n floats.
+@inline(__always)
+func dotSums(_ g: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int) -> (Float, Float) {
+    var s = Vec8(repeating: 0), q = Vec8(repeating: 0)
+    var i = 0
+    while i + 8 <= n { let v = g.load8(i); s += v; q += v * x.load8(i); i += 8 }
+    var a = s.sum(), b = q.sum()
+    while i < n { a += g[i]; b += g[i] * x[i]; i += 1 }
+    return (a, b)
 }
 
 /// Normalisation within each sample: the per-sample tensor is split into `groups` contiguous
