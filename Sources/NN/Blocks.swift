@@ -25,8 +25,11 @@ enum Blocks {
         return [.map(r.map { ConfigEntry(key: $0.0, value: $0.1) })] + (finalReLU ? [relu] : [])
     }
 
+    /// A block is built as a `sequential` of primitive layers; `LayerFactory.expanded` shows it.
     static func expand(_ specs: [ConfigValue], _ c: LayerContext) throws -> Layer {
-        try LayerFactory.sequence(specs, c)
+        let seq = try LayerFactory.sequence(specs, c)
+        seq.expandedSpec = .object(["type": "sequential", "layers": .list(specs)])
+        return seq
     }
 
     static func channels(_ c: LayerContext, _ type: String) throws -> Int {

@@ -56,6 +56,37 @@ public enum LayerFactory {
         return layer
     }
 
+    /// A spec with every named block replaced by the primitive layers it expands to (what a
+    /// `torch.nn` mirror of the model needs). Names and shapes are unchanged.
+    public static func expanded(_ specs: [ConfigValue], _ layers: [Layer]) -> [ConfigValue] {
+        zip(specs, layers).map { spec, layer in expandOne(spec, layer) }
+    }
+
+    static func expandOne(_ spec: ConfigValue, _ layer: Layer) -> ConfigValue {
+        if let s = layer as? Sequential, let e = s.expandedSpec, case .list(let inner)? = e["layers"] {
+            return .object(["type": "sequential", "layers": .list(expanded(inner, s.layers))])
+        }
+        guard case .map(var entries) = spec else { return spec }
+        if let r = layer as? Residual {
+            for i in entries.indices {
+                if entries[i].key == "body", case .list(let l) = entries[i].value { entries[i].value = .list(expanded(l, r.body.layers)) }
+                if entries[i].key == "shortcut", case .list(let l) = entries[i].value, let sc = r.shortcut {
+                    entries[i].value = .list(expanded(l, sc.layers))
+                }
+            }
+        } else if let c = layer as? Concat, let i = entries.firstIndex(where: { $0.key == "branches" }),
+                  case .list(let bs) = entries[i].value {
+            entries[i].value = .list(zip(bs, c.branches).map { b, seq in
+                guard case .list(let l) = b else { return b }
+                return .list(expanded(l, seq.layers))
+            })
+        } else if let s = layer as? Sequential, let i = entries.firstIndex(where: { $0.key == "layers" }),
+                  case .list(let l) = entries[i].value {
+            entries[i].value = .list(expanded(l, s.layers))
+        }
+        return .map(entries)
+    }
+
     /// A list of layers as a Sequential, each built on the previous one's output.
     public static func sequence(_ specs: [ConfigValue], _ ctx: LayerContext) throws -> Sequential {
         var shape = ctx.inputShape
@@ -136,6 +167,10 @@ public enum LayerFactory {
         },
         "softmax": { _, c in Softmax(c.inputShape, log: false) },
         "log_softmax": { _, c in Softmax(c.inputShape, log: true) },
+        "sequential": { r, c in
+            guard let l = try r.optionalList("layers") else { throw r.error("layers", "required: a list of layers") }
+            return try sequence(l, c.at(r.join("layers"), input: c.inputShape))
+        },
         "residual": { r, c in
             guard let body = try r.optionalList("body"), !body.isEmpty else { throw r.error("body", "required: a non-empty list of layers") }
             let b = try sequence(body, c.at(r.join("body"), input: c.inputShape))

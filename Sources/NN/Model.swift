@@ -49,6 +49,11 @@ public final class Model {
         }
     }
 
+    /// The spec with named blocks expanded into primitive layers.
+    public var expandedSpec: ModelSpec {
+        ModelSpec(input: spec.input, layers: LayerFactory.expanded(spec.layers, network.layers))
+    }
+
     public var inputShape: [Int] { spec.input }
     public var outputShape: [Int] { network.outputShape }
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.parameter.count } }

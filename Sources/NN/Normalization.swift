@@ -24,6 +24,8 @@ public final class BatchNorm: Layer {
     private let output = Tensor.workspace()
     private let inputGrad = Tensor.workspace()
     private var invStd: [Float]
+    /// Evaluation mode normalises with constants, so its backward is a per-channel scale.
+    private var lastTraining = true
 
     public init(inputShape: [Int], eps: Float = 1e-5, momentum: Float = 0.1) {
         channels = inputShape[0]
@@ -42,6 +44,7 @@ public final class BatchNorm: Layer {
         let b = batchSize(x), hw = spatial, c = channels
         output.resize(x.shape)
         xhat.resize(x.shape)
+        lastTraining = training
         let n = Double(b * hw)
         let xd = x.data, xh = xhat.data, yd = output.data
         let rm = runningMean.value.data, rv = runningVar.value.data
@@ -100,6 +103,7 @@ public final class BatchNorm: Layer {
         if needInputGrad { inputGrad.resize(dy.shape) }
         let gd = dy.data, xh = xhat.data, dx = inputGrad.data
         let gamma = weight.value.data, dgamma = weight.grad.data, dbeta = bias.grad.data
+        let training = lastTraining
         invStd.withUnsafeBufferPointer { invStd in
         Parallel.forEach(c, grain: max(1, 16384 / max(b * hw, 1))) { channels in
             for ch in channels {
@@ -113,6 +117,14 @@ public final class BatchNorm: Layer {
                 dgamma[ch] += sdyx
                 dbeta[ch] += sdy
                 guard needInputGrad else { continue }
+                if !training {
+                    let k = gamma[ch] * invStd[ch]
+                    for bi in 0..<b {
+                        let o = (bi * c + ch) * hw
+                        for i in 0..<hw { dx[o + i] = k * gd[o + i] }
+                    }
+                    continue
+                }
                 let k = gamma[ch] * invStd[ch] / n
                 let kv = Vec8(repeating: k), nv = Vec8(repeating: n)
                 let sv = Vec8(repeating: sdy), pv = Vec8(repeating: sdyx)

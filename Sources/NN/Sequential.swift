@@ -1,9 +1,12 @@
+import Config
 import TensorCore
 
 /// Layers applied in order; children are named "0", "1", … as in `torch.nn.Sequential`.
 public final class Sequential: Layer {
     public let layers: [Layer]
     public let inputShape: [Int]
+    /// For blocks built from a named type: the primitive layers it stands for.
+    public var expandedSpec: ConfigValue?
     public var outputShape: [Int] { layers.last?.outputShape ?? inputShape }
     public var children: [(name: String, layer: Layer)] {
         layers.enumerated().map { (String($0.offset), $0.element) }

@@ -8,7 +8,7 @@ struct RingTrain: ParsableCommand {
         commandName: "ringtrain",
         abstract: "Data-parallel deep-learning training on CPUs over ZeroMQ.",
         subcommands: [TrainCommand.self, LaunchCommand.self, CoordinatorCommand.self, WorkerCommand.self, KeygenCommand.self,
-                      BenchCommand.self, VersionCommand.self, CommWorker.self, CommTest.self]
+                      BenchCommand.self, VersionCommand.self, CommWorker.self, CommTest.self, ExportModelCommand.self]
     )
 }
 

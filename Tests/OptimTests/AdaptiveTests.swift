@@ -1,4 +1,5 @@
 import Optim
+import TestSupport
 import TensorCore
 import Testing
 

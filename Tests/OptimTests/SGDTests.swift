@@ -1,17 +1,7 @@
 import Optim
+import TestSupport
 import TensorCore
 import Testing
-
-func arenas(_ p: [Float], _ g: [Float]) -> (Arena, Arena) {
-    let layout = ArenaLayout([("w", [p.count])])
-    let a = Arena(layout), b = Arena(layout)
-    for i in 0..<p.count { a.data[i] = p[i]; b.data[i] = g[i] }
-    return (a, b)
-}
-
-func close(_ a: Arena, _ expected: [Float], tol: Float = 1e-6) -> Bool {
-    expected.indices.allSatisfy { abs(a.data[$0] - expected[$0]) <= tol }
-}
 
 @Test func sgdMomentumWeightDecayByHand() {
     let (p, g) = arenas([1, -2], [0.5, 0.25])

@@ -1,0 +1,43 @@
+import ArgumentParser
+import Config
+import Formats
+import NN
+import TensorCore
+import Train
+
+/// Writes a model's freshly initialised state dict, its expanded spec and one evaluation-mode
+/// forward pass, so that scripts/fixtures/make_parity.py can rebuild it in PyTorch, load the
+/// weights with load_state_dict and compare outputs.
+struct ExportModelCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "export-model", abstract: "Export a model for a PyTorch cross-check.",
+                                                    shouldDisplay: false)
+
+    @Argument(help: "Zoo model name.") var model: String
+    @Option(help: "Output safetensors file.") var out: String
+    @Option(help: "Seed.") var seed = 0
+
+    func run() throws {
+        guard let spec = ModelSpec.zoo[model] else { throw ValidationError("unknown model \(model)") }
+        let m = try Model(spec: spec, source: model)
+        m.initialize(seed: UInt64(seed))
+        // A few training-mode passes move BatchNorm's running statistics away from 0/1.
+        var rng = RNG(seed: UInt64(seed) + 1)
+        let x = Tensor(shape: [4] + spec.input)
+        for _ in 0..<3 {
+            for i in 0..<x.count { x[i] = rng.normal() }
+            _ = m.forward(x, training: true)
+        }
+        for i in 0..<x.count { x[i] = rng.normal() }
+        let y = m.forward(x, training: false)
+        var w = SafeTensors.Writer()
+        for (name, p) in m.parameters { w.add(name, shape: p.shape, floats: p.value.data) }
+        for (name, b) in m.buffers {
+            if b.isCounter { w.add(name, shape: b.shape, int64s: [Int64(b.value[0])]) } else { w.add(name, shape: b.shape, floats: b.value.data) }
+        }
+        w.add("__input", shape: x.shape, floats: x.data)
+        w.add("__output", shape: y.shape, floats: y.data)
+        w.metadata = ["spec": JSON.string(m.expandedSpec.configValue), "model": model]
+        try w.write(to: out)
+        print("wrote \(out): \(m.parameterCount) parameters")
+    }
+}
