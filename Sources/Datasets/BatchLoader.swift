@@ -14,6 +14,9 @@ public final class BatchLoader {
     private let end: Int
     private var consumed: Int
     private let buffers = [(Tensor.workspace(), Labels()), (Tensor.workspace(), Labels())]
+    private let soft = [Tensor.workspace(), Tensor.workspace()]
+    private let augmentation: Augmentation
+    private let epoch: Int
     private let filled = DispatchSemaphore(value: 0)
     // Created at 0 and signalled up: libdispatch traps when a semaphore is destroyed with a
     // value below the one it was created with.
@@ -22,9 +25,12 @@ public final class BatchLoader {
     private var cancelled = false   // read by the producer after each `free.wait()`
     private var handedOut = false
 
-    public init(_ dataset: Dataset, sampler: DistributedSampler, epoch: Int, from step: Int) {
+    public init(_ dataset: Dataset, sampler: DistributedSampler, epoch: Int, from step: Int,
+                augmentation: Augmentation = Augmentation()) {
         self.dataset = dataset
         self.sampler = sampler
+        self.augmentation = augmentation
+        self.epoch = epoch
         perm = sampler.permutation(epoch: epoch)
         end = sampler.stepsPerEpoch
         consumed = step
@@ -39,19 +45,26 @@ public final class BatchLoader {
             if cancelled { break }
             let (x, y) = buffers[step % 2]
             dataset.gather(sampler.indices(perm, step: step), into: x, labels: y)
+            if !augmentation.isIdentity {
+                var rng = RNG(seed: sampler.seed ^ UInt64(sampler.rank) &* 0x9E37_79B9, stream: "augment",
+                              UInt64(epoch) &* 1_000_003 &+ UInt64(step))
+                augmentation.apply(x, labels: y, classes: dataset.numClasses, soft: soft[step % 2], rng: &rng)
+            }
             filled.signal()
         }
         done.signal()
     }
 
-    /// The next batch, or nil at the end of the epoch.
-    public func next() -> (Tensor, Labels)? {
+    /// The next batch, or nil at the end of the epoch. With MixUp/CutMix, `soft` holds the
+    /// mixed targets [B, classes]; otherwise it is nil.
+    public func next() -> (x: Tensor, labels: Labels, soft: Tensor?)? {
         if handedOut { free.signal() }   // the previous batch's buffer may be refilled
         guard consumed < end else { handedOut = false; return nil }
         filled.wait()
         handedOut = true
         defer { consumed += 1 }
-        return buffers[consumed % 2]
+        let (x, y) = buffers[consumed % 2]
+        return (x, y, augmentation.mixes ? soft[consumed % 2] : nil)
     }
 
     /// Stops the producer and waits for it (call before dropping a loader mid-epoch).

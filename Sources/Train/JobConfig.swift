@@ -15,6 +15,8 @@ public struct JobConfig: Equatable, Sendable {
         public var path = FashionMNIST.defaultDirectory
         /// Scale features to zero mean and unit variance (statistics of the training split).
         public var normalize = true
+        /// Training-time augmentation (image datasets).
+        public var augment = Augmentation()
     }
     public var data = Data()
 
@@ -135,6 +137,13 @@ public struct JobConfig: Equatable, Sendable {
         data.dataset = try d.string("dataset", default: data.dataset, oneOf: ["fashion-mnist", "mnist"])
         data.path = try d.string("path", default: data.path)
         data.normalize = try d.bool("normalize", default: data.normalize)
+        let a = try d.section("augment")
+        data.augment.cropPadding = try a.int("crop_padding", default: 0, min: 0, max: 16)
+        data.augment.flip = try a.bool("flip", default: false)
+        data.augment.cutout = try a.int("cutout", default: 0, min: 0)
+        data.augment.mixupAlpha = try a.double("mixup", default: 0, min: 0)
+        data.augment.cutmixAlpha = try a.double("cutmix", default: 0, min: 0)
+        try a.finish()
         try d.finish()
 
         let t = try r.section("train")
@@ -230,7 +239,10 @@ public struct JobConfig: Equatable, Sendable {
             "seed": .int(seed),
             "model": model.configValue,
             "data": .object(["dataset": .string(data.dataset), "path": .string(data.path),
-                             "normalize": .bool(data.normalize)]),
+                             "normalize": .bool(data.normalize),
+                             "augment": .object(["crop_padding": .int(data.augment.cropPadding), "flip": .bool(data.augment.flip),
+                                                 "cutout": .int(data.augment.cutout), "mixup": .double(data.augment.mixupAlpha),
+                                                 "cutmix": .double(data.augment.cutmixAlpha)])]),
             "train": .object(["epochs": .int(train.epochs), "batch_size": .int(train.batchSize),
                               "loss": .string(train.loss), "eval_batch_size": .int(train.evalBatchSize),
                               "log_every": .int(train.logEvery), "accumulation_steps": .int(train.accumulationSteps),

@@ -171,7 +171,7 @@ public final class Trainer {
     /// One optimizer step on this rank's batch (its micro-batches, rows one after another);
     /// returns the step's loss averaged over micro-batches and ranks.
     @discardableResult
-    public func step(_ x: Tensor, _ labels: Labels) throws -> Float {
+    public func step(_ x: Tensor, _ labels: Labels, soft: Tensor? = nil) throws -> Float {
         model.zeroGrad()
         let k = job.train.accumulationSteps
         let b = job.train.batchSize
@@ -179,7 +179,9 @@ public final class Trainer {
         for m in 0..<k {
             let (mx, my) = k == 1 ? (x, labels) : microBatch(x, labels, m, b)
             let out = model.forward(mx, training: true)
-            let l = loss.compute(out, target(for: out, my), grad: outputGrad)
+            let t: Target = soft.map { s in .values(k == 1 ? s : Tensor(viewing: s.data + m * b * s.rowSize, shape: [b, s.rowSize])) }
+                ?? target(for: out, my)
+            let l = loss.compute(out, t, grad: outputGrad)
             lossSum += l
             if k > 1 { scale(outputGrad, 1 / Float(k)) }
             if m == k - 1, let r = reducer {
@@ -313,10 +315,12 @@ public final class Trainer {
             + (k > 1 ? " × \(k) micro-batches" : "") + " = global batch \(sampler.globalBatch), "
             + "\(stepsPerEpoch) steps/epoch; \(lrDescription)")
         while state.epoch < epochs {
-            let loader = BatchLoader(data.train, sampler: sampler, epoch: state.epoch, from: state.stepInEpoch)
+            var augment = job.data.augment
+            augment.fill = data.std > 0 ? -data.mean / data.std : 0
+            let loader = BatchLoader(data.train, sampler: sampler, epoch: state.epoch, from: state.stepInEpoch, augmentation: augment)
             var t0 = monotonicSeconds()
             var epochLoss = 0.0, epochSteps = 0
-            while let (bx, by) = loader.next() {
+            while let (bx, by, soft) = loader.next() {
                 if let stop = stopAtStep, state.globalStep >= stop {
                     loader.cancel()
                     trainSeconds += monotonicSeconds() - t0
@@ -325,7 +329,7 @@ public final class Trainer {
                 }
                 let l: Float
                 do {
-                    l = try step(bx, by)
+                    l = try step(bx, by, soft: soft)
                     state.stepInEpoch += 1
                     state.globalStep += 1
                     if job.train.checkEvery > 0 && state.globalStep % job.train.checkEvery == 0 { try checkReplicas() }

@@ -51,3 +51,28 @@ struct BenchLayers: ParsableCommand {
 extension String {
     func padding(_ n: Int) -> String { count >= n ? self : self + String(repeating: " ", count: n - count) }
 }
+
+/// `ringtrain summary [JOB.yaml]`: layers, output shapes, parameters, FLOPs.
+struct SummaryCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "summary",
+        abstract: "Print each layer's output shape, parameters and forward FLOPs (per sample), with totals.")
+
+    @Argument(help: "YAML job file (default: the built-in MLP job).") var job: String?
+    @Option(help: "A zoo model instead of a job file (mlp, cnn, cnn_bn, resnet_small, …).") var model: String?
+
+    func run() throws {
+        let spec: ModelSpec
+        if let m = model {
+            guard let s = ModelSpec.zoo[m] else {
+                throw ValidationError("unknown model \(m) (known: \(ModelSpec.zoo.keys.sorted().joined(separator: ", ")))")
+            }
+            spec = s
+        } else {
+            spec = try wrapErrors { try job.map { try JobConfig.load(path: $0) } ?? JobConfig() }.model
+        }
+        let m = try wrapErrors { try Model(spec: spec) }
+        print("input \(spec.input)")
+        print(ModelSummary(m).text)
+    }
+}
