@@ -47,7 +47,7 @@ let package = Package(
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "TestSupport"]),
         .testTarget(name: "CommTests", dependencies: ["Comm", "TestSupport"]),
         .testTarget(name: "ClusterTests", dependencies: ["Cluster", "TestSupport"]),
-        .testTarget(name: "TrainTests", dependencies: ["Train", "TestSupport"]),
+        .testTarget(name: "TrainTests", dependencies: ["Train", "Optim", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -59,6 +59,21 @@ func dataParallelMatchesSingleNodeStepForStep() throws {
     }
 }
 
+@Test(.timeLimit(.minutes(5)))
+func dataParallelCNNMatchesSingleNode() throws {
+    let dir = Fixtures.tempDirectory("ddpcnn")
+    var (job, data) = try syntheticJob(dir, samples: 32 * 20, batch: 32)
+    job.model = ModelSpec(input: [1, 28, 28], layers: [
+        .object(["type": "conv2d", "out": 4, "kernel": 3, "padding": 1]), "relu", "maxpool",
+        .object(["type": "conv2d", "out": 8, "kernel": 3, "stride": 2]), "relu", "flatten",
+        .object(["type": "linear", "out": 10])])
+    job.scaling.baseBatch = 32
+    let single = try losses(job, data, world: 1, steps: 20)
+    let ddp = try losses(job, data, world: 2, steps: 20)
+    let worst = zip(single, ddp).map { abs($0 - $1) / max(abs($0), 1e-6) }.max() ?? 1
+    #expect(single.count == 20 && worst <= 1e-4, "worst relative difference \(worst)")
+}
+
 @Test func gradientBucketsCoverTheArenaInBackwardOrder() throws {
     let dir = Fixtures.tempDirectory("buckets")
     var (job, data) = try syntheticJob(dir, samples: 256, batch: 32)

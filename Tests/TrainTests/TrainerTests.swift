@@ -1,6 +1,7 @@
 import Config
 import Formats
 import NN
+import Optim
 import TensorCore
 import TestSupport
 import Testing
@@ -166,4 +167,41 @@ func restoreError(_ job: JobConfig, _ data: JobData, _ bytes: [UInt8], _ dir: St
     do { _ = try quiet(job, data); Issue.record("expected an error") } catch {
         #expect("\(error)".contains("model input shape [784] does not match the dataset's sample shape [1, 28, 28]"))
     }
+}
+
+@Test func nonFiniteLossStopsOrSkipsAsConfigured() throws {
+    let dir = Fixtures.tempDirectory("nan")
+    var (job, data) = try smallJob(dir, epochs: 1)
+    job.optimizer.lr = 1e6          // diverges within a few steps
+    job.optimizer.momentum = 0
+    job.schedule.type = "constant"
+    do { _ = try quiet(job, data).run(); Issue.record("expected divergence to stop training") } catch {
+        #expect("\(error)".contains("at epoch 1, step"), "\(error)")
+        #expect("\(error)".contains("train.on_nan: skip"), "\(error)")
+    }
+    job.train.onNaN = "skip"
+    var lines: [String] = []
+    let t = try Trainer(job: job, data: data, log: { lines.append($0) })
+    do { _ = try t.run() } catch {
+        // Skipping cannot rescue weights that are already infinite: after 10 skips in a row it stops.
+        #expect("\(error)".contains("10 steps in a row"), "\(error)")
+    }
+    #expect(t.skippedSteps >= 1)
+    #expect(lines.contains { $0.contains("update skipped") })
+}
+
+@Test func adamWithCosineWarmupAndClippingTrains() throws {
+    let dir = Fixtures.tempDirectory("adam")
+    var (job, data) = try smallJob(dir, epochs: 3)
+    job.optimizer = try JobConfig(.object(["optimizer": .object(["type": "adamw", "lr": 0.003])]), source: "t").optimizer
+    job.schedule.type = "warmup_cosine"
+    job.schedule.warmupEpochs = 1
+    job.train.clipGradNorm = 1
+    job.train.labelSmoothing = 0.1
+    job.data.augment.cropPadding = 2
+    job.data.augment.mixupAlpha = 0.2
+    let t = try quiet(job, data)
+    #expect(t.optimizer is Adam)
+    let s = try t.run()
+    #expect(s.lastEvaluation!.accuracy > 0.9)
 }
