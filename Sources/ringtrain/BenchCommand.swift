@@ -6,7 +6,7 @@ import Train
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks that print figures comparable with the reference scripts.",
-        subcommands: [BenchTrain.self, BenchLayers.self, BenchAllReduce.self])
+        subcommands: [BenchTrain.self, BenchLayers.self, BenchAllReduce.self, BenchConv.self])
 }
 
 /// Training throughput of a model on Fashion-MNIST, measured like

@@ -76,3 +76,47 @@ struct SummaryCommand: ParsableCommand {
         print(ModelSummary(m).text)
     }
 }
+
+/// Conv2D forward/backward GFLOP/s next to one raw sgemm of the same forward product.
+struct BenchConv: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "conv", abstract: "Conv2D GFLOP/s against raw sgemm on the same shapes.")
+
+    @Option(help: "Batch size.") var batch = 64
+    @Option(help: "Timed repetitions.") var reps = 30
+
+    func run() throws {
+        // The reference CNN's convolutions (conv16, conv32 on Fashion-MNIST) and a 1×1 and a strided one.
+        let shapes: [(String, [Int], Int, Int, Int, Int)] = [
+            ("conv 1→16 3×3 on 28×28", [1, 28, 28], 16, 3, 1, 1),
+            ("conv 16→32 3×3 on 14×14", [16, 14, 14], 32, 3, 1, 1),
+            ("conv 32→64 3×3 on 14×14", [32, 14, 14], 64, 3, 1, 1),
+            ("conv 64→64 1×1 on 7×7", [64, 7, 7], 64, 1, 1, 0),
+            ("conv 32→64 3×3 s2 on 14×14", [32, 14, 14], 64, 3, 2, 1),
+        ]
+        print("shape                          fwd GFLOP/s  bwd GFLOP/s  sgemm GFLOP/s (same M·K·N)")
+        for (name, input, out, k, s, p) in shapes {
+            let conv = try Conv2D(inputShape: input, outChannels: out, kernel: (k, k), stride: (s, s), padding: (p, p))
+            var rng = RNG(seed: 1)
+            for (_, prm) in conv.namedParameters() { for i in 0..<prm.count { prm.value[i] = rng.uniform(-0.1, 0.1) } }
+            let x = Tensor(shape: [batch] + input)
+            for i in 0..<x.count { x[i] = rng.normal() }
+            let dy = Tensor(shape: [batch] + conv.outputShape)
+            for i in 0..<dy.count { dy[i] = rng.normal() }
+            let m = out, kk = input[0] * k * k, n = batch * conv.outputShape[1] * conv.outputShape[2]
+            let flops = 2.0 * Double(m * kk * n)
+            for _ in 0..<3 { _ = conv.forward(x, training: true); _ = conv.backward(dy, needInputGrad: true) }
+            var t0 = monotonicSeconds()
+            for _ in 0..<reps { _ = conv.forward(x, training: true) }
+            let fwd = (monotonicSeconds() - t0) / Double(reps)
+            t0 = monotonicSeconds()
+            for _ in 0..<reps { _ = conv.backward(dy, needInputGrad: true) }
+            let bwd = (monotonicSeconds() - t0) / Double(reps)
+            let a = Tensor(shape: [m, kk]), b = Tensor(shape: [kk, n]), c = Tensor(shape: [m, n])
+            for _ in 0..<3 { BLAS.gemm(m: m, n: n, k: kk, a.data, lda: kk, b.data, ldb: n, c.data, ldc: n) }
+            t0 = monotonicSeconds()
+            for _ in 0..<reps { BLAS.gemm(m: m, n: n, k: kk, a.data, lda: kk, b.data, ldb: n, c.data, ldc: n) }
+            let g = (monotonicSeconds() - t0) / Double(reps)
+            print("\(name.padding(31))\(fmt(flops / fwd / 1e9, 1).padding(13))\(fmt(2 * flops / bwd / 1e9, 1).padding(13))\(fmt(flops / g / 1e9, 1))")
+        }
+    }
+}
