@@ -106,3 +106,37 @@ func dataParallelCNNMatchesSingleNode() throws {
     let u = try Trainer(job: job, data: data, log: { _ in })
     #expect(u.scaledLR == 0.1 && u.lrDescription.contains("scaling rule off"))
 }
+
+@Test(.timeLimit(.minutes(3)))
+func checkpointFromTwoWorkersResumesOnOne() throws {
+    let dir = Fixtures.tempDirectory("reshard")
+    var (job, data) = try syntheticJob(dir, samples: 64 * 12, batch: 64, epochs: 2)
+    job.train.batchSize = 32                       // per worker: 2 × 32 = global 64
+    let ring = try localRing(2, options: .init(timeout: 20))
+    let saved = concurrently(2) { r -> String in
+        let t = try Trainer(job: job, data: data, comm: ring[r], log: { _ in })
+        t.stopAtStep = 5
+        _ = try t.run()
+        try t.saveCheckpoint("\(dir)/ck")
+        return "\(dir)/ck/\(Checkpoint.fileName(step: 5))"
+    }
+    let path = try saved[0].get()
+    let c = try Checkpoint.load(path)
+    #expect(c.worldSize == 2 && c.state == TrainState(epoch: 0, stepInEpoch: 5, globalStep: 5))
+    // One worker with the whole global batch continues at the same sample (5 × 64 = 320).
+    var single = job
+    single.train.batchSize = 64
+    let t = try Trainer(job: single, data: data, log: { _ in })
+    try t.restore(c)
+    #expect(t.state == TrainState(epoch: 0, stepInEpoch: 5, globalStep: 5))
+    // Four workers of 16: the same position.
+    var four = job
+    four.train.batchSize = 16
+    let ring4 = try localRing(4, options: .init(timeout: 20))
+    let states = concurrently(4) { r -> TrainState in
+        let t = try Trainer(job: four, data: data, comm: ring4[r], log: { _ in })
+        try t.restore(try Checkpoint.loadShared(path, comm: ring4[r]))
+        return t.state
+    }
+    for s in states { #expect(try s.get() == TrainState(epoch: 0, stepInEpoch: 5, globalStep: 5)) }
+}
