@@ -1,1 +1,0 @@
-// Cluster: coordinator and worker runtime.
