@@ -25,7 +25,10 @@ public final class Conv2D: Layer {
     public var parameters: [Parameter] { bias.map { [weight, $0] } ?? [weight] }
 
     private var input: Tensor?
-    private let cols = Tensor.workspace()
+    /// The unfolded input, kept for backward (training); evaluation uses the shared workspace.
+    private let trainingColumns = Tensor.workspace()
+    private let workspace: Workspace
+    private var cols: Tensor
     private let y = Tensor.workspace()        // [O, B·Ho·Wo]
     private let output = Tensor.workspace()
     private let dy = Tensor.workspace()
@@ -34,8 +37,11 @@ public final class Conv2D: Layer {
 
     public struct ShapeError: Error, CustomStringConvertible { public let description: String }
 
-    public init(inputShape: [Int], outChannels: Int, kernel: (Int, Int), stride: (Int, Int) = (1, 1),
-                padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1), groups: Int = 1, bias: Bool = true) throws {
+    public init(inputShape: [Int], workspace: Workspace = Workspace(), outChannels: Int, kernel: (Int, Int),
+                stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1),
+                groups: Int = 1, bias: Bool = true) throws {
+        self.workspace = workspace
+        cols = trainingColumns
         guard inputShape.count == 3 else {
             throw ShapeError(description: "conv2d needs a [channels, height, width] input, got per-sample shape \(inputShape)")
         }
@@ -75,6 +81,7 @@ public final class Conv2D: Layer {
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         let b = batchSize(x)
         input = x
+        cols = training ? trainingColumns : workspace.columns
         let (ho, wo) = (outputShape[1], outputShape[2])
         let n = b * ho * wo
         cols.resize([inChannels * kernel.h * kernel.w, n])

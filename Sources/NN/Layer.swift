@@ -75,6 +75,14 @@ public final class RandomSource {
     public init(_ rng: RNG) { self.rng = rng }
 }
 
+/// Scratch memory shared by a model's layers for work that is not kept until backward: in
+/// evaluation, convolutions unfold into this one buffer instead of each keeping its own
+/// (an evaluation batch of 1000 would otherwise keep hundreds of MB per layer).
+public final class Workspace {
+    public let columns = Tensor.workspace()
+    public init() {}
+}
+
 /// One layer with a hand-written backward pass.
 ///
 /// `forward` caches what `backward` needs; `backward` *adds* parameter gradients into the

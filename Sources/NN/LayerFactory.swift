@@ -8,16 +8,18 @@ public struct LayerContext {
     public let random: RandomSource
     public let source: String
     public let path: String
+    public let workspace: Workspace
 
-    public init(inputShape: [Int], random: RandomSource, source: String, path: String) {
+    public init(inputShape: [Int], random: RandomSource, source: String, path: String, workspace: Workspace = Workspace()) {
         self.inputShape = inputShape
         self.random = random
         self.source = source
         self.path = path
+        self.workspace = workspace
     }
 
     func at(_ path: String, input: [Int]) -> LayerContext {
-        LayerContext(inputShape: input, random: random, source: source, path: path)
+        LayerContext(inputShape: input, random: random, source: source, path: path, workspace: workspace)
     }
 
     func error(_ m: String) -> ConfigError { ConfigError(source: source, path: path, m) }
@@ -112,7 +114,7 @@ public enum LayerFactory {
             return Linear(c.inputShape[0], out, bias: try r.bool("bias", default: true), init: Linear.Init(rawValue: scheme)!)
         },
         "conv2d": { r, c in
-            try Conv2D(inputShape: c.inputShape, outChannels: try r.requiredInt("out", min: 1),
+            try Conv2D(inputShape: c.inputShape, workspace: c.workspace, outChannels: try r.requiredInt("out", min: 1),
                        kernel: try r.pair("kernel", default: nil, min: 1), stride: try r.pair("stride", default: 1, min: 1),
                        padding: try r.pair("padding", default: 0, min: 0), dilation: try r.pair("dilation", default: 1, min: 1),
                        groups: try r.int("groups", default: 1, min: 1), bias: try r.bool("bias", default: true))

@@ -22,7 +22,8 @@ public final class Model {
     public init(spec: ModelSpec, source: String = "model") throws {
         self.spec = spec
         network = try LayerFactory.sequence(spec.layers, LayerContext(inputShape: spec.input, random: random,
-                                                                      source: source, path: "model.layers"))
+                                                                      source: source, path: "model.layers",
+                                                                      workspace: Workspace()))
         parameters = network.namedParameters()
         buffers = network.namedBuffers()
         let layout = ArenaLayout(parameters.reversed().map { ($0.name, $0.parameter.shape) })
