@@ -50,6 +50,12 @@ public final class Model {
         }
     }
 
+    /// Every layer, containers and their contents, depth first.
+    public var allLayers: [Layer] {
+        func walk(_ l: Layer) -> [Layer] { [l] + l.children.flatMap { walk($0.layer) } }
+        return network.layers.flatMap(walk)
+    }
+
     /// The spec with named blocks expanded into primitive layers.
     public var expandedSpec: ModelSpec {
         ModelSpec(input: spec.input, layers: LayerFactory.expanded(spec.layers, network.layers))

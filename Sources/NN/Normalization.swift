@@ -26,6 +26,12 @@ public final class BatchNorm: Layer {
     private var invStd: [Float]
     /// Evaluation mode normalises with constants, so its backward is a per-channel scale.
     private var lastTraining = true
+    /// SyncBatchNorm: sums a buffer in place across the data-parallel ranks. When set, training
+    /// statistics (and their gradients) cover the global batch, so N workers normalise exactly
+    /// as one process with the whole batch would.
+    public var synchronize: ((UnsafeMutableBufferPointer<Float>) -> Void)?
+    private var syncBuffer: [Float] = []
+    private var globalCount: Float = 0
 
     public init(inputShape: [Int], eps: Float = 1e-5, momentum: Float = 0.1) {
         channels = inputShape[0]
@@ -45,24 +51,40 @@ public final class BatchNorm: Layer {
         output.resize(x.shape)
         xhat.resize(x.shape)
         lastTraining = training
-        let n = Double(b * hw)
         let xd = x.data, xh = xhat.data, yd = output.data
         let rm = runningMean.value.data, rv = runningVar.value.data
         let gamma = weight.value.data, beta = bias.value.data
         let (eps, momentum) = (self.eps, self.momentum)
+        // Per-channel Σx and Σx² (and the count), summed across ranks for SyncBatchNorm.
+        if syncBuffer.count < 2 * c + 1 { syncBuffer = [Float](repeating: 0, count: 2 * c + 1) }
+        if training {
+            syncBuffer.withUnsafeMutableBufferPointer { st in
+                Parallel.forEach(c, grain: max(1, 16384 / max(b * hw, 1))) { channels in
+                    for ch in channels {
+                        var s = 0.0, sq = 0.0
+                        for bi in 0..<b {
+                            let (ps, pq) = sums(xd + (bi * c + ch) * hw, hw)
+                            s += Double(ps)
+                            sq += Double(pq)
+                        }
+                        st[ch] = Float(s)
+                        st[c + ch] = Float(sq)
+                    }
+                }
+                st[2 * c] = Float(b * hw)
+                synchronize?(UnsafeMutableBufferPointer(rebasing: st[0..<(2 * c + 1)]))
+            }
+            globalCount = syncBuffer[2 * c]
+        }
+        let n = Double(globalCount)
+        syncBuffer.withUnsafeBufferPointer { st in
         invStd.withUnsafeMutableBufferPointer { invStd in
         Parallel.forEach(c, grain: max(1, 16384 / max(b * hw, 1))) { channels in
             for ch in channels {
                 var mean: Float, inv: Float
                 if training {
-                    var s = 0.0, sq = 0.0
-                    for bi in 0..<b {
-                        let (ps, pq) = sums(xd + (bi * c + ch) * hw, hw)
-                        s += Double(ps)
-                        sq += Double(pq)
-                    }
-                    let m = s / n
-                    let variance = max(sq / n - m * m, 0)
+                    let m = Double(st[ch]) / n
+                    let variance = max(Double(st[c + ch]) / n - m * m, 0)
                     mean = Float(m)
                     inv = 1 / Float(variance + Double(eps)).squareRoot()
                     rm[ch] = (1 - momentum) * rm[ch] + momentum * mean
@@ -93,30 +115,44 @@ public final class BatchNorm: Layer {
             }
         }
         }
+        }
         if training { batchesTracked.value.data[0] += 1 }
         return output
     }
 
     public func backward(_ dy: Tensor, needInputGrad: Bool) -> Tensor? {
         let b = batchSize(dy), hw = spatial, c = channels
-        let n = Float(b * hw)
         if needInputGrad { inputGrad.resize(dy.shape) }
         let gd = dy.data, xh = xhat.data, dx = inputGrad.data
         let gamma = weight.value.data, dgamma = weight.grad.data, dbeta = bias.grad.data
         let training = lastTraining
+        // Per-channel Σdy and Σdy·x̂: the parameter gradients, and (summed across ranks for
+        // SyncBatchNorm) the batch terms of the input gradient.
+        syncBuffer.withUnsafeMutableBufferPointer { st in
+            Parallel.forEach(c, grain: max(1, 16384 / max(b * hw, 1))) { channels in
+                for ch in channels {
+                    var sdy: Float = 0, sdyx: Float = 0
+                    for bi in 0..<b {
+                        let o = (bi * c + ch) * hw
+                        let (a, p) = dotSums(gd + o, xh + o, hw)
+                        sdy += a
+                        sdyx += p
+                    }
+                    dgamma[ch] += sdyx
+                    dbeta[ch] += sdy
+                    st[ch] = sdy
+                    st[c + ch] = sdyx
+                }
+            }
+            if needInputGrad && training { synchronize?(UnsafeMutableBufferPointer(rebasing: st[0..<(2 * c)])) }
+        }
+        guard needInputGrad else { return nil }
+        let n = training ? globalCount : Float(b * hw)
+        syncBuffer.withUnsafeBufferPointer { st in
         invStd.withUnsafeBufferPointer { invStd in
         Parallel.forEach(c, grain: max(1, 16384 / max(b * hw, 1))) { channels in
             for ch in channels {
-                var sdy: Float = 0, sdyx: Float = 0
-                for bi in 0..<b {
-                    let o = (bi * c + ch) * hw
-                    let (a, p) = dotSums(gd + o, xh + o, hw)
-                    sdy += a
-                    sdyx += p
-                }
-                dgamma[ch] += sdyx
-                dbeta[ch] += sdy
-                guard needInputGrad else { continue }
+                let sdy = st[ch], sdyx = st[c + ch]
                 if !training {
                     let k = gamma[ch] * invStd[ch]
                     for bi in 0..<b {
@@ -140,10 +176,10 @@ public final class BatchNorm: Layer {
             }
         }
         }
-        return needInputGrad ? inputGrad : nil
+        }
+        return inputGrad
     }
 }
-
 /// (Σx, Σx²) over n floats, eight lanes at a time.
 @inline(__always)
 func sums(_ p: UnsafePointer<Float>, _ n: Int) -> (Float, Float) {

@@ -39,6 +39,9 @@ public struct JobConfig: Equatable, Sendable {
         public var clipGradValue = 0.0
         /// A non-finite loss: stop with an error, or skip that step (its update is dropped).
         public var onNaN = "stop"
+        /// Data-parallel runs: BatchNorm statistics over the global batch (SyncBatchNorm)
+        /// instead of each rank's own.
+        public var syncBatchNorm = false
     }
     public var train = Train()
 
@@ -161,6 +164,7 @@ public struct JobConfig: Equatable, Sendable {
         train.clipGradNorm = try t.double("clip_grad_norm", default: train.clipGradNorm, min: 0)
         train.clipGradValue = try t.double("clip_grad_value", default: train.clipGradValue, min: 0)
         train.onNaN = try t.string("on_nan", default: train.onNaN, oneOf: ["stop", "skip"])
+        train.syncBatchNorm = try t.bool("sync_batchnorm", default: train.syncBatchNorm)
         try t.finish()
 
         let sc = try r.section("scaling")
@@ -248,7 +252,7 @@ public struct JobConfig: Equatable, Sendable {
                               "log_every": .int(train.logEvery), "accumulation_steps": .int(train.accumulationSteps),
                               "check_every": .int(train.checkEvery), "label_smoothing": .double(train.labelSmoothing),
                               "clip_grad_norm": .double(train.clipGradNorm), "clip_grad_value": .double(train.clipGradValue),
-                              "on_nan": .string(train.onNaN)]),
+                              "on_nan": .string(train.onNaN), "sync_batchnorm": .bool(train.syncBatchNorm)]),
             "scaling": .object(["rule": .string(scaling.rule), "base_batch": .int(scaling.baseBatch),
                                 "warmup_epochs": .double(scaling.warmupEpochs), "warmup_steps": .int(scaling.warmupSteps)]),
             "comm": .object(["bucket_mb": .double(Double(comm.bucketBytes) / 1_048_576), "timeout": .double(comm.timeout),

@@ -87,6 +87,11 @@ public final class Trainer {
         rngs = [:]
         model.initialize(seed: UInt64(job.seed))
         model.random.rng = RNG(seed: UInt64(job.seed), stream: "dropout", UInt64(comm.rank))
+        if job.train.syncBatchNorm && comm.worldSize > 1 {
+            // A failed collective leaves garbage here, but the same communicator then fails the
+            // step's gradient all-reduce, which ends the step with its error.
+            for case let bn as BatchNorm in model.allLayers { bn.synchronize = { try? comm.allReduceSum($0) } }
+        }
         // Every replica starts from rank 0's parameters.
         try comm.broadcast(model.values.buffer, root: 0)
     }

@@ -74,6 +74,26 @@ func dataParallelCNNMatchesSingleNode() throws {
     #expect(single.count == 20 && worst <= 1e-4, "worst relative difference \(worst)")
 }
 
+@Test(.timeLimit(.minutes(5)))
+func syncBatchNormMakesDataParallelMatchSingleNode() throws {
+    let dir = Fixtures.tempDirectory("syncbn")
+    var (job, data) = try syntheticJob(dir, samples: 32 * 20, batch: 32)
+    job.model = ModelSpec(input: [1, 28, 28], layers: [
+        .object(["type": "conv2d", "out": 4, "kernel": 3, "padding": 1, "bias": false]), "batchnorm", "relu", "maxpool",
+        .object(["type": "conv2d", "out": 8, "kernel": 3, "stride": 2]), "batchnorm", "relu", "flatten",
+        .object(["type": "linear", "out": 10])])
+    job.scaling.baseBatch = 32
+    job.train.syncBatchNorm = true
+    let single = try losses(job, data, world: 1, steps: 20)
+    let ddp = try losses(job, data, world: 2, steps: 20)
+    let worst = zip(single, ddp).map { abs($0 - $1) / max(abs($0), 1e-6) }.max() ?? 1
+    #expect(single.count == 20 && worst <= 1e-4, "worst relative difference \(worst)")
+    // Without synchronisation each rank normalises its own half-batch: the losses differ.
+    job.train.syncBatchNorm = false
+    let local = try losses(job, data, world: 2, steps: 20)
+    #expect(zip(single, local).contains { abs($0 - $1) / max(abs($0), 1e-6) > 1e-3 })
+}
+
 @Test func gradientBucketsCoverTheArenaInBackwardOrder() throws {
     let dir = Fixtures.tempDirectory("buckets")
     var (job, data) = try syntheticJob(dir, samples: 256, batch: 32)
