@@ -212,7 +212,7 @@ public class GroupwiseNorm: Layer {
     public let outputShape: [Int]
     public let groups: Int
     public let eps: Float
-    let affinePerElement: Bool
+    public let affinePerElement: Bool
     public let weight: Parameter?
     public let bias: Parameter?
     public var parameters: [Parameter] { [weight, bias].compactMap { $0 } }

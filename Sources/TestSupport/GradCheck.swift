@@ -87,3 +87,84 @@ public enum GradCheck {
         return res
     }
 }
+
+extension GradCheck {
+    /// Checks a layer's Float kernels against its double-precision reference: the forward
+    /// output, and the analytic input and parameter gradients against central differences
+    /// of the reference in Double (step 1e-6). `worst` is the largest relative error.
+    public static func inDouble(_ layer: Layer, input x: Tensor, training: Bool = true, seed: UInt64 = 7) -> Result {
+        var res = Result()
+        let ref = ReferenceModel(layer)
+        let b = x.rows
+        let xd = x.array.map(Double.init)
+        let y = layer.forward(x, training: training)
+        let yRef = ref.forward(xd, batch: b, training: training)
+        func track(_ name: String, _ a: [Double], _ n: [Double]) {
+            var maxDiff = 0.0, maxRef = 0.0
+            for i in 0..<n.count { maxDiff = max(maxDiff, abs(a[i] - n[i])); maxRef = max(maxRef, abs(n[i])) }
+            let rel = maxDiff / max(maxRef, 1e-3)
+            res.worst = max(res.worst, rel)
+            res.report.append("\(name): max |Δ| \(maxDiff), relative \(rel)")
+        }
+        track("forward", y.array.map(Double.init), yRef)
+        let r = input(y.shape, seed: seed, margin: 0)
+        let rd = r.array.map(Double.init)
+        let params = layer.namedParameters()
+        for (_, p) in params { p.grad.zero() }
+        let dx = layer.backward(r, needInputGrad: true)!.array.map(Double.init)
+        let grads = params.map { $0.parameter.grad.array.map(Double.init) }
+        func loss(_ xs: [Double]) -> Double {
+            zip(ref.forward(xs, batch: b, training: training), rd).reduce(0) { $0 + $1.0 * $1.1 }
+        }
+        let h = 1e-6
+        var numeric = [Double](repeating: 0, count: xd.count)
+        var xs = xd
+        for i in 0..<xd.count {
+            xs[i] = xd[i] + h; let lp = loss(xs)
+            xs[i] = xd[i] - h; let lm = loss(xs)
+            xs[i] = xd[i]
+            numeric[i] = (lp - lm) / (2 * h)
+        }
+        track("input", dx, numeric)
+        for (k, (name, p)) in params.enumerated() {
+            let key = ObjectIdentifier(p)
+            let base = ref.params[key]!
+            var n = [Double](repeating: 0, count: base.count)
+            for i in 0..<base.count {
+                ref.params[key]![i] = base[i] + h; let lp = loss(xd)
+                ref.params[key]![i] = base[i] - h; let lm = loss(xd)
+                ref.params[key]![i] = base[i]
+                n[i] = (lp - lm) / (2 * h)
+            }
+            track(name, grads[k], n)
+        }
+        return res
+    }
+
+    /// A loss's Float value and gradient against its double-precision reference.
+    public static func lossInDouble(_ loss: Loss, prediction z: Tensor, target: Target) -> Result {
+        var res = Result()
+        let g = Tensor.workspace()
+        let v = Double(loss.compute(z, target, grad: g))
+        let zd = z.array.map(Double.init)
+        let rows = z.rows
+        let ref = ReferenceLoss.value(loss, zd, rows: rows, target: target)
+        res.worst = abs(v - ref) / max(abs(ref), 1e-3)
+        res.report.append("value: \(v) vs \(ref)")
+        let h = 1e-6
+        var maxDiff = 0.0, maxRef = 0.0
+        var zs = zd
+        for i in 0..<zd.count {
+            zs[i] = zd[i] + h; let lp = ReferenceLoss.value(loss, zs, rows: rows, target: target)
+            zs[i] = zd[i] - h; let lm = ReferenceLoss.value(loss, zs, rows: rows, target: target)
+            zs[i] = zd[i]
+            let n = (lp - lm) / (2 * h)
+            maxDiff = max(maxDiff, abs(Double(g[i]) - n))
+            maxRef = max(maxRef, abs(n))
+        }
+        let rel = maxDiff / max(maxRef, 1e-3)
+        res.worst = max(res.worst, rel)
+        res.report.append("gradient: max |Δ| \(maxDiff), relative \(rel)")
+        return res
+    }
+}

@@ -15,7 +15,9 @@ func initialized(_ layer: Layer, seed: UInt64 = 5) -> Layer {
 @Test(arguments: [true, false])
 func linearGradients(bias: Bool) {
     let l = initialized(Linear(6, 4, bias: bias))
-    let r = GradCheck.layer(l, input: GradCheck.input([3, 6], seed: 1))
+    let x = GradCheck.input([3, 6], seed: 1)
+    #expect(GradCheck.inDouble(l, input: x).worst < 1e-4)
+    let r = GradCheck.layer(l, input: x)
     #expect(r.worst < 1e-2, "\(r)")
 }
 
@@ -29,7 +31,10 @@ func linearGradients(bias: Bool) {
 
 @Test func activationGradients() {
     for layer in [ReLU([5]), Sigmoid([5]), Tanh([5])] as [Layer] {
-        let r = GradCheck.layer(layer, input: GradCheck.input([4, 5], seed: 2))
+        let x = GradCheck.input([4, 5], seed: 2)
+        let d = GradCheck.inDouble(layer, input: x)
+        #expect(d.worst < 1e-4, "\(type(of: layer)) in Double: \(d)")
+        let r = GradCheck.layer(layer, input: x)
         #expect(r.worst < 1e-2, "\(type(of: layer)): \(r)")
     }
 }
@@ -48,13 +53,16 @@ func linearGradients(bias: Bool) {
 @Test func flattenAndSequentialGradients() {
     let seq = Sequential(inputShape: [2, 3], [Flatten([2, 3]), initialized(Linear(6, 5)), Tanh([5]),
                                                initialized(Linear(5, 3), seed: 9)])
-    let r = GradCheck.layer(seq, input: GradCheck.input([4, 2, 3], seed: 3))
+    let x = GradCheck.input([4, 2, 3], seed: 3)
+    #expect(GradCheck.inDouble(seq, input: x).worst < 1e-4)
+    let r = GradCheck.layer(seq, input: x)
     #expect(r.worst < 1e-2, "\(r)")
 }
 
 @Test func softmaxCrossEntropyGradientAndValue() {
     let logits = GradCheck.input([4, 5], seed: 4, margin: 0)
     let labels = Labels([0, 3, 4, 1])
+    #expect(GradCheck.lossInDouble(SoftmaxCrossEntropy(), prediction: logits, target: .classes(labels)).worst < 1e-4)
     let r = GradCheck.loss(SoftmaxCrossEntropy(), prediction: logits, target: .classes(labels))
     #expect(r.worst < 1e-2, "\(r)")
     // Uniform logits: loss = log C, gradient (1/C − y)/B.
@@ -71,6 +79,7 @@ func linearGradients(bias: Bool) {
 @Test func softTargetsCrossEntropyGradient() {
     let logits = GradCheck.input([3, 4], seed: 5, margin: 0)
     let t = Tensor(shape: [3, 4], values: [0.7, 0.1, 0.1, 0.1, 0, 1, 0, 0, 0.25, 0.25, 0.25, 0.25])
+    #expect(GradCheck.lossInDouble(SoftmaxCrossEntropy(), prediction: logits, target: .values(t)).worst < 1e-4)
     let r = GradCheck.loss(SoftmaxCrossEntropy(), prediction: logits, target: .values(t))
     #expect(r.worst < 1e-2, "\(r)")
 }
@@ -78,6 +87,7 @@ func linearGradients(bias: Bool) {
 @Test func mseGradientAndValue() {
     let p = GradCheck.input([3, 2], seed: 6, margin: 0)
     let y = GradCheck.input([3, 2], seed: 7, margin: 0)
+    #expect(GradCheck.lossInDouble(MeanSquaredError(), prediction: p, target: .values(y)).worst < 1e-4)
     let r = GradCheck.loss(MeanSquaredError(), prediction: p, target: .values(y))
     #expect(r.worst < 1e-2, "\(r)")
     let v = MeanSquaredError().compute(Tensor(shape: [2], values: [1, 3]), .values(Tensor(shape: [2], values: [0, 1])), grad: nil)
@@ -100,6 +110,8 @@ func linearGradients(bias: Bool) {
         ("perceptron", PerceptronLoss(), z, .classes(labels)),
     ]
     for (name, loss, x, t) in cases {
+        let d = GradCheck.lossInDouble(loss, prediction: x, target: t)
+        #expect(d.worst < 1e-4, "\(name) in Double: \(d)")
         let r = GradCheck.loss(loss, prediction: x, target: t, eps: 1e-3)
         #expect(r.worst < 1e-2, "\(name): \(r)")
     }

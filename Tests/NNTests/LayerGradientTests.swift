@@ -21,10 +21,14 @@ func distinctInput(_ shape: [Int], seed: UInt64, gap: Float = 0.05) -> Tensor {
     return t
 }
 
+/// Two checks per layer: the Float kernels against central differences of a double-precision
+/// reference (tight), and against central differences of the Float kernels themselves.
 func check(_ spec: ConfigValue, _ shape: [Int], batch: Int = 2, tol: Double = 1e-2, eps: Float = 1e-2,
            input: Tensor? = nil, sourceLocation: SourceLocation = #_sourceLocation) throws {
     let l = try layer(spec, shape)
     let x = input ?? GradCheck.input([batch] + shape, seed: 11)
+    let d = GradCheck.inDouble(l, input: x)
+    #expect(d.worst < 1e-4, "\(spec) in Double: \(d)", sourceLocation: sourceLocation)
     let r = GradCheck.layer(l, input: x, eps: eps)
     #expect(r.worst < tol, "\(spec): \(r)", sourceLocation: sourceLocation)
 }
