@@ -205,3 +205,35 @@ func restoreError(_ job: JobConfig, _ data: JobData, _ bytes: [UInt8], _ dir: St
     let s = try t.run()
     #expect(s.lastEvaluation!.accuracy > 0.9)
 }
+
+/// Every layer family, activation, loss and optimizer in a model that trains: a few epochs on
+/// the synthetic data must beat chance by far.
+@Test(.timeLimit(.minutes(5)))
+func everyFamilyTrains() throws {
+    let dir = Fixtures.tempDirectory("families")
+    var (job, data) = try smallJob(dir, epochs: 6)
+    job.schedule.type = "constant"
+    let conv: ConfigValue = .object(["type": "conv2d", "out": 4, "kernel": 3, "stride": 2, "padding": 1])
+    let head: [ConfigValue] = ["flatten", .object(["type": "linear", "out": 10])]
+    let variants: [(String, [ConfigValue], String, String)] = [
+        ("groupnorm + gelu", [conv, .object(["type": "groupnorm", "groups": 2]), "gelu", "maxpool"] + head, "cross_entropy", "sgd"),
+        ("instancenorm + silu", [conv, .object(["type": "instancenorm", "affine": true]), "silu", "avgpool"] + head, "cross_entropy", "adam"),
+        ("layernorm + elu", [conv, "layernorm", "elu"] + head, "cross_entropy", "adamw"),
+        ("prelu + dropout", [conv, .object(["type": "prelu", "per_channel": true]), "flatten", .object(["type": "dropout", "p": 0.2]),
+                             .object(["type": "linear", "out": 10])], "cross_entropy", "rmsprop"),
+        ("leaky relu, bce", [conv, "leaky_relu"] + head, "bce", "adagrad"),
+        ("softplus, poisson", [conv, "softplus"] + head, "poisson_nll", "adam"),
+        ("tanh, hinge (linear SVM head)", [conv, "tanh"] + head, "hinge", "sgd"),
+        ("relu6, perceptron", [conv, "relu6"] + head, "perceptron", "sgd"),
+        ("swish, mse", [conv, .object(["type": "swish", "beta": 1.5])] + head, "mse", "adam"),
+    ]
+    for (name, layers, loss, opt) in variants {
+        var j = job
+        j.model = ModelSpec(input: [1, 28, 28], layers: layers)
+        j.train.loss = loss
+        j.optimizer = try JobConfig(.object(["optimizer": .object(["type": .string(opt)])]), source: name).optimizer
+        j.optimizer.lr = opt == "sgd" ? 0.02 : opt == "adagrad" || opt == "rmsprop" ? 0.01 : 0.003
+        let s = try quiet(j, data).run()
+        #expect(s.lastEvaluation!.accuracy > 0.7, "\(name): accuracy \(s.lastEvaluation!.accuracy)")
+    }
+}
