@@ -22,10 +22,17 @@ public class ElementwiseActivation: Layer {
         fatalError("subclass")
     }
 
+    /// Large tensors are split across cores in 8-aligned pieces.
+    static let grain = 1 << 16
+
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         input = x
         output.resize(x.shape)
-        forwardKernel(x.data, output.data, x.count)
+        let xd = x.data, yd = output.data, n = x.count
+        Parallel.forEach((n + 7) / 8, grain: Self.grain / 8) { r in
+            let lo = r.lowerBound * 8, hi = min(r.upperBound * 8, n)
+            self.forwardKernel(xd + lo, yd + lo, hi - lo)
+        }
         return output
     }
 
@@ -33,7 +40,11 @@ public class ElementwiseActivation: Layer {
         guard needInputGrad else { return nil }
         guard let x = input else { preconditionFailure("activation backward before forward") }
         inputGrad.resize(dy.shape)
-        backwardKernel(x.data, output.data, dy.data, inputGrad.data, dy.count)
+        let xd = x.data, yd = output.data, gd = dy.data, dx = inputGrad.data, n = dy.count
+        Parallel.forEach((n + 7) / 8, grain: Self.grain / 8) { r in
+            let lo = r.lowerBound * 8, hi = min(r.upperBound * 8, n)
+            self.backwardKernel(xd + lo, yd + lo, gd + lo, dx + lo, hi - lo)
+        }
         return inputGrad
     }
 }

@@ -79,7 +79,8 @@ public final class MaxPool2D: Layer {
         argmax.withUnsafeMutableBufferPointer { am in
             let idx = am.baseAddress!
             let y = output.data
-            for p in 0..<planes {
+            Parallel.forEach(planes, grain: max(1, 32768 / max(ho * wo, 1))) { range in
+            for p in range {
                 let src = x + p * h * w
                 let o = p * ho * wo
                 for oy in 0..<ho {
@@ -97,6 +98,7 @@ public final class MaxPool2D: Layer {
                         idx[o + oy * wo + ox] = base + (lower ? i2 : i1)
                     }
                 }
+            }
             }
         }
     }
