@@ -159,7 +159,7 @@ public final class RingCommunicator: Communicator {
             listener.authenticator?.allow(peerKeys)
             try curve.makeClient(push, server: peerKeys[(rank + 1) % peers.count])
         }
-        pushMonitor = try ZMonitor(push, events: ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED)
+        pushMonitor = try ZMonitor(push, events: ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
         if worldSize > 1 {
             try push.connect(peers[successor])
             try queue.sync { try formRing() }
@@ -496,10 +496,15 @@ public final class RingCommunicator: Communicator {
     /// the predecessor's, so the input's monitor can tell its connection from any other.
     private func formRing() throws {
         let deadline = monotonicSeconds() + options.connectTimeout
-        var local: String?
+        // The address of the connection whose handshake succeeded: a first attempt may be turned
+        // away (CURVE keys not yet authorised) and libzmq reconnects from another port.
+        var local: String?, lastConnected: Int32 = -1
         while local == nil {
             while let ev = try pushMonitor.next() {
-                if ev.event == ZMQ_EVENT_CONNECTED { local = socketAddress(ev.value, peer: false) }
+                if ev.event == ZMQ_EVENT_CONNECTED { lastConnected = ev.value }
+                if ev.event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED && lastConnected >= 0 {
+                    local = socketAddress(lastConnected, peer: false)
+                }
             }
             if local != nil { break }
             guard monotonicSeconds() < deadline else {

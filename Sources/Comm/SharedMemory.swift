@@ -87,7 +87,7 @@ final class SharedSegment {
         _ = ringtrain_futex_wait(bell, seen, ms)
     }
 
-    nonisolated(unsafe) static var yieldsBeforeSleep = 20
+    static let yieldsBeforeSleep = 20
 
     // MARK: producer side (the predecessor, on the owner's segment)
 
