@@ -38,11 +38,7 @@ final class SharedSegment {
 
     /// Creates this rank's segment (fails if the name exists).
     static func create(_ name: String, slots: Int, slotBytes: Int) throws -> SharedSegment {
-        let bytes = size(slots: slots, slotBytes: slotBytes)
-        var p: UnsafeMutableRawPointer?
-        let rc = ringtrain_shm_create(name, bytes, &p)
-        guard rc == 0, let base = p else { throw ShmError("cannot create shared memory \(name): \(String(cString: strerror(rc)))") }
-        let s = SharedSegment(name: name, base: base, bytes: bytes, slots: slots, slotBytes: slotBytes)
+        let s = try map(name, slots: slots, slotBytes: slotBytes, verb: "create", ringtrain_shm_create)
         s.meta[0] = magic
         s.meta[1] = UInt32(slots)
         s.meta[2] = UInt32(slotBytes)
@@ -51,15 +47,20 @@ final class SharedSegment {
 
     /// Maps a neighbour's segment, checking that it has the expected layout.
     static func open(_ name: String, slots: Int, slotBytes: Int) throws -> SharedSegment {
-        let bytes = size(slots: slots, slotBytes: slotBytes)
-        var p: UnsafeMutableRawPointer?
-        let rc = ringtrain_shm_open(name, bytes, &p)
-        guard rc == 0, let base = p else { throw ShmError("cannot open shared memory \(name): \(String(cString: strerror(rc)))") }
-        let s = SharedSegment(name: name, base: base, bytes: bytes, slots: slots, slotBytes: slotBytes)
+        let s = try map(name, slots: slots, slotBytes: slotBytes, verb: "open", ringtrain_shm_open)
         guard s.meta[0] == magic, s.meta[1] == UInt32(slots), s.meta[2] == UInt32(slotBytes) else {
             throw ShmError("shared memory \(name) has an unexpected layout")
         }
         return s
+    }
+
+    private static func map(_ name: String, slots: Int, slotBytes: Int, verb: String,
+                            _ call: (UnsafePointer<CChar>, Int, UnsafeMutablePointer<UnsafeMutableRawPointer?>) -> Int32) throws -> SharedSegment {
+        let bytes = size(slots: slots, slotBytes: slotBytes)
+        var p: UnsafeMutableRawPointer?
+        let rc = call(name, bytes, &p)
+        guard rc == 0, let base = p else { throw ShmError("cannot \(verb) shared memory \(name): \(String(cString: strerror(rc)))") }
+        return SharedSegment(name: name, base: base, bytes: bytes, slots: slots, slotBytes: slotBytes)
     }
 
     deinit { ringtrain_shm_unmap(base, bytes) }

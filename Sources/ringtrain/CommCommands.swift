@@ -142,10 +142,12 @@ struct CommWorker: ParsableCommand {
         for i in 0..<b.count { b[i] = Self.value(rank, i) }
     }
 
+    /// The plain sum over ranks of element i.
+    func expectedSum(_ i: Int) -> Float { (0..<world).reduce(0) { $0 + Self.value($1, i) } }
+
     func verifySum(_ b: UnsafeMutableBufferPointer<Float>, what: String) throws {
         for i in 0..<b.count {
-            var s: Float = 0
-            for r in 0..<world { s += Self.value(r, i) }
+            let s = expectedSum(i)
             if b[i] != s { throw CLIError("rank \(rank): \(what): element \(i) is \(b[i]), expected \(s)") }
         }
     }
@@ -196,8 +198,7 @@ struct CommWorker: ParsableCommand {
             fill(v)
             try comm.allReduceMean(v)
             for i in 0..<n {
-                var s: Float = 0
-                for r in 0..<world { s += Self.value(r, i) }
+                let s = expectedSum(i)
                 if abs(v[i] - s / Float(world)) > 1e-5 * max(1, abs(s)) {
                     throw CLIError("rank \(rank): mean of \(n): element \(i) is \(v[i]), expected \(s / Float(world))")
                 }
