@@ -19,7 +19,10 @@ public final class Model {
     /// Draws made during training (dropout masks); saved in checkpoints.
     public let random = RandomSource(RNG(seed: 0))
 
-    public init(spec: ModelSpec, source: String = "model") throws {
+    /// `gradientStorage(n)`, if given, supplies the gradient arena's n floats (a communicator's
+    /// buffer that ranks on one host all-reduce in place).
+    public init(spec: ModelSpec, source: String = "model",
+                gradientStorage: ((Int) throws -> FloatStorage)? = nil) throws {
         self.spec = spec
         network = try LayerFactory.sequence(spec.layers, LayerContext(inputShape: spec.input, random: random,
                                                                       source: source, path: "model.layers",
@@ -28,7 +31,8 @@ public final class Model {
         buffers = network.namedBuffers()
         let layout = ArenaLayout(parameters.reversed().map { ($0.name, $0.parameter.shape) })
         values = Arena(layout)
-        grads = Arena(layout, reserve: Model.gradientReserve)
+        grads = Arena(layout, reserve: Model.gradientReserve,
+                      storage: try gradientStorage?(Arena.capacity(layout, reserve: Model.gradientReserve)))
         for (name, p) in parameters {
             let e = layout.entry(named: name)!
             p.bind(value: values.view(e), grad: grads.view(e))

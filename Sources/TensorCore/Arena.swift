@@ -32,6 +32,30 @@ public struct ArenaLayout: Sendable, Equatable {
     public func entry(named name: String) -> ArenaEntry? { entries.first { $0.name == name } }
 }
 
+/// Float memory for an arena: a private heap allocation, or memory that something else owns and
+/// keeps alive through `owner` (a communicator's buffer that co-located ranks reduce in place).
+public final class FloatStorage {
+    public let data: UnsafeMutablePointer<Float>
+    public let count: Int
+    private let owner: AnyObject?
+
+    /// `count` zeroed floats on the heap.
+    public init(count: Int) {
+        data = .allocate(capacity: max(count, 1))
+        data.initialize(repeating: 0, count: max(count, 1))
+        self.count = count
+        owner = nil
+    }
+
+    public init(external data: UnsafeMutablePointer<Float>, count: Int, owner: AnyObject) {
+        self.data = data
+        self.count = count
+        self.owner = owner
+    }
+
+    deinit { if owner == nil { data.deallocate() } }
+}
+
 /// One contiguous, zero-initialised Float buffer laid out by an `ArenaLayout`, optionally
 /// followed by `reserve` spare floats that travel with the last all-reduce bucket (the trainer
 /// puts per-step metrics there) but belong to no entry.
@@ -39,20 +63,26 @@ public final class Arena {
     public let layout: ArenaLayout
     public let data: UnsafeMutablePointer<Float>
     public let reserve: Int
+    public let storage: FloatStorage
     public var count: Int { layout.count }
 
-    public init(_ layout: ArenaLayout, reserve: Int = 0) {
+    /// Floats an arena of this layout and reserve needs.
+    public static func capacity(_ layout: ArenaLayout, reserve: Int) -> Int { layout.count + reserve }
+
+    /// A zeroed arena in `storage` (by default a fresh heap allocation).
+    public init(_ layout: ArenaLayout, reserve: Int = 0, storage: FloatStorage? = nil) {
         self.layout = layout
         self.reserve = reserve
-        let n = max(layout.count + reserve, 1)
-        data = .allocate(capacity: n)
-        data.initialize(repeating: 0, count: n)
+        let n = Self.capacity(layout, reserve: reserve)
+        let s = storage ?? FloatStorage(count: n)
+        precondition(s.count >= n, "arena storage of \(s.count) floats is smaller than \(n)")
+        self.storage = s
+        data = s.data
+        data.update(repeating: 0, count: n)
     }
 
     /// The spare floats after the last entry.
     public var reserved: UnsafeMutableBufferPointer<Float> { .init(start: data + count, count: reserve) }
-
-    deinit { data.deallocate() }
 
     public var buffer: UnsafeMutableBufferPointer<Float> { .init(start: data, count: count) }
 
