@@ -31,7 +31,7 @@ let package = Package(
         .target(name: "Optim", dependencies: ["TensorCore", "NN"], swiftSettings: numeric),
         .target(name: "Formats", dependencies: ["Config", "CZlib", "Yams"]),
         .target(name: "Datasets", dependencies: ["TensorCore", "Formats"]),
-        .target(name: "Comm", dependencies: ["TensorCore", "CZMQ", "CSupport"]),
+        .target(name: "Comm", dependencies: ["TensorCore", "CZMQ", "CSupport"], swiftSettings: numeric),
         .target(name: "Train", dependencies: ["Config", "TensorCore", "NN", "Optim", "Formats", "Datasets", "Comm"]),
         .target(name: "Cluster", dependencies: ["Train", "Comm", "Formats", "CSupport", "CZMQ"]),
         .executableTarget(name: "ringtrain", dependencies: [

@@ -67,3 +67,8 @@ int ringtrain_futex_wake(uint32_t *p) {
     return rc < 0 ? errno : 0;
 }
 
+
+int ringtrain_compare_exchange(uint32_t *p, uint32_t expected, uint32_t desired) {
+    return atomic_compare_exchange_strong_explicit((_Atomic uint32_t *)p, &expected, desired,
+                                                   memory_order_acq_rel, memory_order_acquire);
+}

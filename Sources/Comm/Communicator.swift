@@ -17,9 +17,15 @@ public protocol Communicator: AnyObject {
     /// Starts an all-reduce of `buffer` (one bucket); the buffer must not be touched until the
     /// handle's `wait()` returns. Every rank submits the same buckets in the same order.
     func allReduceAsync(_ buffer: UnsafeMutableBufferPointer<Float>, mean: Bool, bucket: Int) -> CommHandle
+    /// `count` zeroed floats for collectives (a collective call itself).
+    func allocateBuffer(count: Int) throws -> FloatStorage
 }
 
 extension Communicator {
+    /// `count` zeroed floats for collectives; every rank calls it in the same order. A
+    /// communicator may hand out memory it reduces faster (see `RingCommunicator.allocateBuffer`).
+    public func allocateBuffer(count: Int) throws -> FloatStorage { FloatStorage(count: count) }
+
     /// In place: every rank ends with the element-wise mean over ranks.
     public func allReduceMean(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
         try allReduceSum(buffer)

@@ -87,7 +87,8 @@ public final class RingCommunicator: Communicator {
         /// Bytes per frame: large enough to amortise per-message costs, small enough that
         /// transfer and reduction pipeline (measured: docs/benchmarks.md).
         public var chunkBytes = 512 << 10
-        /// Use shared memory for edges between processes on the same host.
+        /// Use shared memory for edges between processes on the same host and, when every rank
+        /// is on one host, for `allocateBuffer` (all-reduced in place, see `HostGroup`).
         public var sharedMemory = true
         /// Frames buffered per shared-memory edge, and their size: small enough that the
         /// slots stay in cache between the writer's copy and the reader's add.
@@ -135,6 +136,10 @@ public final class RingCommunicator: Communicator {
     private var inbox: SharedSegment?
     private var outbox: SharedSegment?
     private var predSegment: SharedSegment?
+    /// Set when every rank runs on this host: buffers from `allocateBuffer` are reduced in place.
+    private var hostGroup: HostGroup?
+    /// Part of every shared-memory name: rank 0's random tag, agreed at set-up.
+    private var shmTag = ""
     private var header = [UInt8](repeating: 0, count: FrameHeader.size)
 
     /// Forms the ring: connects to the successor's endpoint and exchanges hello frames with
@@ -176,11 +181,16 @@ public final class RingCommunicator: Communicator {
     /// agreed through all-gathers over TCP, so both ends of an edge switch together, and any
     /// rank's failure leaves the whole ring on TCP.
     private func setUpSharedMemory() throws {
-        let ids = try allGather(Array(hostIdentity().utf8))
+        // Host identities, and rank 0's random tag: names stay unique even when two jobs on
+        // this host share a run id.
+        let gathered = try allGather(Array("\(UInt64.random(in: 1...UInt64.max))|\(hostIdentity())".utf8))
+            .map { String(decoding: $0, as: UTF8.self) }
+        shmTag = String(gathered[0].prefix { $0 != "|" })
+        let ids = gathered.map { $0.drop { $0 != "|" } }
         let useIn = ids[predecessor] == ids[rank], useOut = ids[successor] == ids[rank]
         let slotBytes = (max(4, options.sharedMemoryChunkBytes) + 63) / 64 * 64
         let slots = max(2, options.sharedMemorySlots)
-        func name(_ r: Int) -> String { "/ringtrain-\(String(runID, radix: 16))-\(r)" }
+        func name(_ r: Int) -> String { sharedName(String(r)) }
         var own: SharedSegment?
         var ok = true
         if useIn || useOut {
@@ -195,13 +205,61 @@ public final class RingCommunicator: Communicator {
         } catch { ok = false }
         let agreed = try allGather([ok ? 1 : 0]).allSatisfy { $0 == [1] }
         own?.unlink()   // mapped by everyone who needs it: the name is no longer needed
-        guard agreed else { return }
-        queue.sync {
-            mine = own
-            inbox = useIn ? own : nil
-            predSegment = pred
-            outbox = out
+        if agreed {
+            queue.sync {
+                mine = own
+                inbox = useIn ? own : nil
+                predSegment = pred
+                outbox = out
+            }
         }
+        if ids.allSatisfy({ $0 == ids[rank] }) { try setUpHostGroup() }
+    }
+
+    private func sharedName(_ suffix: String) -> String { "/ringtrain-\(String(runID, radix: 16))-\(shmTag)-\(suffix)" }
+
+    /// Every rank is on this host: rank 0 creates the control block, the others map it.
+    private func setUpHostGroup() throws {
+        let name = sharedName("host"), bytes = HostGroup.controlBytes(world: worldSize)
+        var control: SharedMapping?
+        if rank == 0 {
+            control = try? SharedMapping.create(name, bytes: bytes)
+            if let c = control { HostGroup.initialize(c, world: worldSize) }
+        }
+        guard try agree(rank != 0 || control != nil) else { control?.unlink(); return }
+        if rank != 0 { control = (try? SharedMapping.open(name, bytes: bytes)).flatMap { HostGroup.isValid($0, world: worldSize) ? $0 : nil } }
+        let group = control.map { HostGroup(rank: rank, worldSize: worldSize, control: $0) }
+        group?.publishPid()
+        let agreed = try agree(group != nil)
+        if rank == 0 { control?.unlink() }
+        if agreed { queue.sync { hostGroup = group } }
+    }
+
+    /// True if `ok` holds on every rank (an all-gather, so every rank gets the same answer).
+    private func agree(_ ok: Bool) throws -> Bool {
+        try allGather([ok ? 1 : 0]).allSatisfy { $0 == [1] }
+    }
+
+    /// Whether every rank is on this host, so that buffers from `allocateBuffer` are shared.
+    public var sharesBuffers: Bool { queue.sync { hostGroup != nil } }
+
+    /// `count` zeroed floats for collectives; a collective call (every rank, same order and
+    /// count). When every rank is on this host the buffer lives in shared memory that all ranks
+    /// map, and all-reduces of slices of it run in place (`HostGroup`); otherwise it is private.
+    public func allocateBuffer(count: Int) throws -> FloatStorage {
+        guard let group = queue.sync(execute: { hostGroup }), count > 0 else { return FloatStorage(count: count) }
+        let index = queue.sync { group.regionCount }
+        func name(_ r: Int) -> String { sharedName("b\(index)-\(r)") }
+        let bytes = (count * 4 + 4095) / 4096 * 4096
+        let own = try? SharedMapping.create(name(rank), bytes: bytes)
+        guard try agree(own != nil) else { own?.unlink(); return FloatStorage(count: count) }
+        let mappings = (0..<worldSize).map { r in r == rank ? own : try? SharedMapping.open(name(r), bytes: bytes) }
+        let agreed = try agree(!mappings.contains { $0 == nil })
+        own?.unlink()
+        guard agreed, let own else { return FloatStorage(count: count) }
+        let region = HostGroup.Region(index: index, count: count, mappings: mappings.map { $0! })
+        queue.sync { group.add(region) }
+        return FloatStorage(external: own.base.assumingMemoryBound(to: Float.self), count: count, owner: region)
     }
 
     deinit {
@@ -223,7 +281,14 @@ public final class RingCommunicator: Communicator {
     /// not be touched until the handle's `wait()` returns. Every rank submits the same buckets
     /// in the same order.
     public func allReduceAsync(_ buffer: UnsafeMutableBufferPointer<Float>, mean: Bool, bucket: Int) -> CommHandle {
-        submit { [self] seq in try ringAllReduce(buffer, mean: mean, bucket: bucket, seq: seq) }
+        submit { [self] seq in
+            if let g = hostGroup, let (region, offset) = g.locate(buffer) {
+                try g.allReduce(region, offset: offset, count: buffer.count, mean: mean, seq: seq + 1, timeout: options.timeout,
+                                what: "all-reduce of \(buffer.count) floats, bucket \(bucket)")
+            } else {
+                try ringAllReduce(buffer, mean: mean, bucket: bucket, seq: seq)
+            }
+        }
     }
 
     public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) throws {
@@ -280,6 +345,7 @@ public final class RingCommunicator: Communicator {
     /// leave means the successor reads the reason before it sees this process close.
     private func fail(_ e: CommError) {
         failure = e
+        hostGroup?.abort(culprit: e.peer ?? rank)
         if successorGone || (e.reason == .peerLost && e.peer == successor) { return }
         let culprit = e.peer ?? rank
         let reason = Array((e.reason == .aborted ? e.message : e.description).utf8)

@@ -1,6 +1,46 @@
 import CSupport
 import Glibc
 
+/// One POSIX shared-memory object mapped read-write: created (exclusively) by one rank and
+/// opened by the others under the same name; unmapped when released. The name can be unlinked
+/// as soon as everyone has mapped it, so nothing outlives the job.
+final class SharedMapping {
+    let name: String
+    let base: UnsafeMutableRawPointer
+    let bytes: Int
+
+    private init(name: String, base: UnsafeMutableRawPointer, bytes: Int) {
+        self.name = name
+        self.base = base
+        self.bytes = bytes
+    }
+
+    static func create(_ name: String, bytes: Int) throws -> SharedMapping {
+        try map(name, bytes: bytes, verb: "create", ringtrain_shm_create)
+    }
+
+    static func open(_ name: String, bytes: Int) throws -> SharedMapping {
+        try map(name, bytes: bytes, verb: "open", ringtrain_shm_open)
+    }
+
+    private static func map(_ name: String, bytes: Int, verb: String,
+                            _ call: (UnsafePointer<CChar>, Int, UnsafeMutablePointer<UnsafeMutableRawPointer?>) -> Int32) throws -> SharedMapping {
+        var p: UnsafeMutableRawPointer?
+        let rc = call(name, bytes, &p)
+        guard rc == 0, let base = p else { throw ShmError("cannot \(verb) shared memory \(name): \(String(cString: strerror(rc)))") }
+        return SharedMapping(name: name, base: base, bytes: bytes)
+    }
+
+    func unlink() { _ = ringtrain_shm_unlink(name) }
+
+    deinit { ringtrain_shm_unmap(base, bytes) }
+
+    /// A 32-bit word at a byte offset (for atomics and futexes).
+    func word(_ byteOffset: Int) -> UnsafeMutablePointer<UInt32> {
+        (base + byteOffset).assumingMemoryBound(to: UInt32.self)
+    }
+}
+
 /// A rank's shared-memory segment, used instead of TCP for ring edges between processes on the
 /// same host: a doorbell word the rank sleeps on (futex), and its inbox — a ring of slots its
 /// predecessor writes frames into (header + payload, as on TCP) and it consumes in order.
@@ -15,21 +55,18 @@ import Glibc
 final class SharedSegment {
     static let headerBytes = 4096
     static let magic: UInt32 = 0x5254_534D   // "RTSM"
-    let name: String
-    let base: UnsafeMutableRawPointer
-    let bytes: Int
+    let mapping: SharedMapping
     let slots: UInt32
     let slotBytes: Int
+    var base: UnsafeMutableRawPointer { mapping.base }
 
-    var bell: UnsafeMutablePointer<UInt32> { base.assumingMemoryBound(to: UInt32.self) }
-    var head: UnsafeMutablePointer<UInt32> { (base + 64).assumingMemoryBound(to: UInt32.self) }
-    var tail: UnsafeMutablePointer<UInt32> { (base + 128).assumingMemoryBound(to: UInt32.self) }
-    private var meta: UnsafeMutablePointer<UInt32> { (base + 192).assumingMemoryBound(to: UInt32.self) }
+    var bell: UnsafeMutablePointer<UInt32> { mapping.word(0) }
+    var head: UnsafeMutablePointer<UInt32> { mapping.word(64) }
+    var tail: UnsafeMutablePointer<UInt32> { mapping.word(128) }
+    private var meta: UnsafeMutablePointer<UInt32> { mapping.word(192) }
 
-    private init(name: String, base: UnsafeMutableRawPointer, bytes: Int, slots: Int, slotBytes: Int) {
-        self.name = name
-        self.base = base
-        self.bytes = bytes
+    private init(_ mapping: SharedMapping, slots: Int, slotBytes: Int) {
+        self.mapping = mapping
         self.slots = UInt32(slots)
         self.slotBytes = slotBytes
     }
@@ -38,7 +75,8 @@ final class SharedSegment {
 
     /// Creates this rank's segment (fails if the name exists).
     static func create(_ name: String, slots: Int, slotBytes: Int) throws -> SharedSegment {
-        let s = try map(name, slots: slots, slotBytes: slotBytes, verb: "create", ringtrain_shm_create)
+        let s = SharedSegment(try SharedMapping.create(name, bytes: size(slots: slots, slotBytes: slotBytes)),
+                              slots: slots, slotBytes: slotBytes)
         s.meta[0] = magic
         s.meta[1] = UInt32(slots)
         s.meta[2] = UInt32(slotBytes)
@@ -47,25 +85,15 @@ final class SharedSegment {
 
     /// Maps a neighbour's segment, checking that it has the expected layout.
     static func open(_ name: String, slots: Int, slotBytes: Int) throws -> SharedSegment {
-        let s = try map(name, slots: slots, slotBytes: slotBytes, verb: "open", ringtrain_shm_open)
+        let s = SharedSegment(try SharedMapping.open(name, bytes: size(slots: slots, slotBytes: slotBytes)),
+                              slots: slots, slotBytes: slotBytes)
         guard s.meta[0] == magic, s.meta[1] == UInt32(slots), s.meta[2] == UInt32(slotBytes) else {
             throw ShmError("shared memory \(name) has an unexpected layout")
         }
         return s
     }
 
-    private static func map(_ name: String, slots: Int, slotBytes: Int, verb: String,
-                            _ call: (UnsafePointer<CChar>, Int, UnsafeMutablePointer<UnsafeMutableRawPointer?>) -> Int32) throws -> SharedSegment {
-        let bytes = size(slots: slots, slotBytes: slotBytes)
-        var p: UnsafeMutableRawPointer?
-        let rc = call(name, bytes, &p)
-        guard rc == 0, let base = p else { throw ShmError("cannot \(verb) shared memory \(name): \(String(cString: strerror(rc)))") }
-        return SharedSegment(name: name, base: base, bytes: bytes, slots: slots, slotBytes: slotBytes)
-    }
-
-    deinit { ringtrain_shm_unmap(base, bytes) }
-
-    func unlink() { _ = ringtrain_shm_unlink(name) }
+    func unlink() { mapping.unlink() }
 
     func slot(_ index: UInt32) -> UnsafeMutableRawPointer {
         base + Self.headerBytes + Int(index % slots) * (64 + slotBytes)
@@ -125,7 +153,7 @@ struct ShmError: Error, CustomStringConvertible {
 }
 
 /// What makes two processes able to share memory: same machine (boot), same IPC/mount view and
-/// the same network namespace (so emulated hosts in separate namespaces still use the network).
+/// the same pid namespace (peers' liveness is checked by pid), the same network namespace (so emulated hosts in separate namespaces still use the network).
 func hostIdentity() -> String {
     var name = [CChar](repeating: 0, count: 256)
     gethostname(&name, name.count)
@@ -141,7 +169,7 @@ func hostIdentity() -> String {
         fclose(f)
     }
     return [String(cString: name), boot, link("/proc/self/ns/net"), link("/proc/self/ns/mnt"),
-            link("/proc/self/ns/ipc"), String(getuid())].joined(separator: "|")
+            link("/proc/self/ns/ipc"), link("/proc/self/ns/pid"), String(getuid())].joined(separator: "|")
 }
 
 private extension String {

@@ -63,7 +63,9 @@ public final class Trainer {
         self.comm = comm
         let rank = comm.rank
         self.log = log ?? { line in if rank == 0 { Trainer.printLine(line) } }
-        model = try Model(spec: job.model, source: "job model")
+        // Gradients live in the communicator's buffer: ranks on one host all-reduce it in place.
+        model = try Model(spec: job.model, source: "job model",
+                          gradientStorage: comm.worldSize > 1 ? { try comm.allocateBuffer(count: $0) } : nil)
         guard model.inputShape == data.train.sampleShape else {
             throw TrainError("model input shape \(model.inputShape) does not match the dataset's sample shape \(data.train.sampleShape)")
         }

@@ -75,17 +75,23 @@ struct BenchAllReduce: ParsableCommand {
     var wrap = ""
     @Option(help: "auto: shared memory between processes on one host, TCP otherwise; tcp: TCP only.")
     var transport = "auto"
+    @Option(help: """
+        shared: buffers from the communicator (as the trainer's gradients), all-reduced in place \
+        when every worker is on one host; private: each worker's own memory, through the ring.
+        """)
+    var buffers = "shared"
 
     func validate() throws {
         guard workers >= 2 else { throw ValidationError("--workers must be at least 2") }
         guard ["auto", "tcp"].contains(transport) else { throw ValidationError("--transport must be auto or tcp") }
+        guard ["shared", "private"].contains(buffers) else { throw ValidationError("--buffers must be shared or private") }
     }
 
     @Option(help: .hidden) var extra: [String] = []
 
     func run() throws {
         let list = sizes.isEmpty ? ["4KiB", "1MiB", "4MiB", "16MiB", "64MiB"].map { ByteSize(argument: $0)! } : sizes
-        var args = ["--mode", "bench", "--chunk", String(chunk.bytes), "--transport", transport]
+        var args = ["--mode", "bench", "--chunk", String(chunk.bytes), "--transport", transport, "--buffers", buffers]
         for s in list { args += ["--size", String(s.bytes)] }
         if let i = iters { args += ["--iters", String(i)] }
         args += extra
@@ -112,6 +118,7 @@ struct CommWorker: ParsableCommand {
     @Option var transport = "auto"
     @Option var shmSlots = 16
     @Option var shmChunk = 128 << 10
+    @Option var buffers = "private"
 
     func run() throws {
         ProcessGroup.bindToParent()
@@ -138,6 +145,13 @@ struct CommWorker: ParsableCommand {
     /// Integer-valued test data: sums are exact in Float for these magnitudes.
     static func value(_ rank: Int, _ i: Int) -> Float { Float((i &* 7 &+ rank &* 13) % 101 - 50) }
 
+    /// A buffer of n floats: the communicator's (shared, reduced in place when it can) or private.
+    /// Every rank allocates the same sizes in the same order.
+    func buffer(_ comm: RingCommunicator, _ n: Int) throws -> (FloatStorage, UnsafeMutableBufferPointer<Float>) {
+        let s = buffers == "shared" ? try comm.allocateBuffer(count: n) : FloatStorage(count: n)
+        return (s, UnsafeMutableBufferPointer(start: s.data, count: n))
+    }
+
     func fill(_ b: UnsafeMutableBufferPointer<Float>) {
         for i in 0..<b.count { b[i] = Self.value(rank, i) }
     }
@@ -155,14 +169,14 @@ struct CommWorker: ParsableCommand {
     func bench(_ comm: RingCommunicator) throws {
         if rank == 0 {
             let t = comm.transport
-            print("# workers \(world), chunk \(chunk) bytes, rank 0 edges: in \(t.input), out \(t.output); algbw = S/t, busbw = algbw·2(N−1)/N")
+            let how = buffers == "shared" && comm.sharesBuffers ? "shared buffers reduced in place"
+                : "ring, rank 0 edges: in \(t.input), out \(t.output), chunk \(chunk) bytes"
+            print("# workers \(world), \(how); algbw = S/t, busbw = algbw·2(N−1)/N")
             print("RESULT-HEADER size time_ms algbw_GBps busbw_GBps check")
         }
         for bytes in sizes {
-            let n = bytes / 4
-            let buf = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(n, 1))
-            defer { buf.deallocate() }
-            let b = UnsafeMutableBufferPointer(rebasing: buf[0..<n])
+            let (storage, b) = try buffer(comm, bytes / 4)
+            defer { withExtendedLifetime(storage) {} }
             fill(b)
             try comm.allReduceSum(b)
             try verifySum(b, what: "all-reduce of \(bytes) bytes")
@@ -189,9 +203,8 @@ struct CommWorker: ParsableCommand {
 
     func check(_ comm: RingCommunicator) throws {
         for n in sizes {
-            let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(n, 1))
-            defer { b.deallocate() }
-            let v = UnsafeMutableBufferPointer(rebasing: b[0..<n])
+            let (storage, v) = try buffer(comm, n)
+            defer { withExtendedLifetime(storage) {} }
             fill(v)
             try comm.allReduceSum(v)
             try verifySum(v, what: "all-reduce of \(n) floats")
@@ -216,14 +229,14 @@ struct CommWorker: ParsableCommand {
         guard g.map({ String(decoding: $0, as: UTF8.self) }) == (0..<world).map({ "rank-\($0)" }) else {
             throw CLIError("rank \(rank): all-gather returned \(g)")
         }
-        print("CHECK OK rank=\(rank) transport=\(comm.transport.input)/\(comm.transport.output) sizes=\(sizes)")
+        print("CHECK OK rank=\(rank) transport=\(comm.transport.input)/\(comm.transport.output) "
+              + "in-place=\(buffers == "shared" && comm.sharesBuffers) sizes=\(sizes)")
     }
 
     /// All-reduces one buffer until something fails (for fault tests).
     func soak(_ comm: RingCommunicator) throws {
-        let n = sizes.first ?? (1 << 20)
-        let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(n, 1))
-        defer { b.deallocate() }
+        let (storage, b) = try buffer(comm, sizes.first ?? (1 << 20))
+        defer { withExtendedLifetime(storage) {} }
         var k = 0
         print("SOAK START rank=\(rank)")
         fflush(stdout)
@@ -251,9 +264,11 @@ struct CommTest: ParsableCommand {
     @Option var killRank: Int?
     @Option var killAfter = 1.0
     @Option var transport = "auto"
+    @Option var buffers = "private"
 
     func run() throws {
-        var args = ["--mode", mode, "--chunk", String(chunk), "--timeout", String(timeout), "--transport", transport]
+        var args = ["--mode", mode, "--chunk", String(chunk), "--timeout", String(timeout), "--transport", transport,
+                    "--buffers", buffers]
         for s in sizes { args += ["--size", String(s)] }
         if let i = iters { args += ["--iters", String(i)] }
         let codes = try launchCommWorkers(world: workers, workerArguments: args, timeout: 60) { group in

@@ -4,8 +4,9 @@ import Testing
 
 /// Real processes: `ringtrain comm-test` starts N `comm-worker` processes that check sum, mean,
 /// broadcast from every root, barrier and all-gather against plain sums — over loopback TCP,
-/// and over shared memory (the default between processes on one host).
-@Test(.timeLimit(.minutes(3)), arguments: [1, 2, 3, 4, 5, 8], ["tcp", "auto"])
+/// over shared-memory ring edges (the default between processes on one host), and in place in
+/// communicator buffers (`shared`: what the trainer's gradients use).
+@Test(.timeLimit(.minutes(3)), arguments: [1, 2, 3, 4, 5, 8], ["tcp", "auto", "shared"])
 func multiProcessCollectivesEqualPlainSums(world: Int, transport: String) throws {
     guard world > 1 else {
         // World size 1 has no processes to start: the local communicator is the identity.
@@ -15,21 +16,23 @@ func multiProcessCollectivesEqualPlainSums(world: Int, transport: String) throws
         return
     }
     var args = [Fixtures.ringtrain, "comm-test", "--workers", String(world), "--chunk", "65536", "--timeout", "20",
-                "--transport", transport]
+                "--transport", transport == "tcp" ? "tcp" : "auto", "--buffers", transport == "shared" ? "shared" : "private"]
     for n in [0, 1, world - 1, world, world + 1, 1_000_003] { args += ["--size", String(n)] }
     let r = Fixtures.run(args)
     #expect(r.status == 0, "\(r.output)")
     let checks = Fixtures.records(r.output, "CHECK")
     #expect(checks.count == world, "\(r.output)")
     #expect(checks.allSatisfy { $0["transport"] == (transport == "tcp" ? "tcp/tcp" : "shm/shm") }, "\(r.output)")
+    #expect(checks.allSatisfy { $0["in-place"] == String(transport == "shared") }, "\(r.output)")
     #expect(Fixtures.records(r.output, "EXIT").allSatisfy { $0["code"] == "0" }, "\(r.output)")
 }
 
 /// SIGKILL one of four ranks in the middle of a stream of all-reduces: every survivor's
 /// collective fails with a CommError naming rank 2, within the 2 s timeout.
-@Test(.timeLimit(.minutes(2)), arguments: ["tcp", "auto"])
+@Test(.timeLimit(.minutes(2)), arguments: ["tcp", "auto", "shared"])
 func killedRankIsReportedByEverySurvivor(transport: String) throws {
-    let r = Fixtures.run([Fixtures.ringtrain, "comm-test", "--workers", "4", "--mode", "soak", "--transport", transport,
+    let r = Fixtures.run([Fixtures.ringtrain, "comm-test", "--workers", "4", "--mode", "soak",
+                          "--transport", transport == "tcp" ? "tcp" : "auto", "--buffers", transport == "shared" ? "shared" : "private",
                           "--size", "2000000", "--timeout", "2", "--kill-rank", "2", "--kill-after", "1.5"])
     let killed = try #require(Fixtures.records(r.output, "KILLED").first, "\(r.output)")
     let killedAt = try #require(Double(killed["t"] ?? ""))

@@ -6,7 +6,9 @@
 /// Returns 0 on success.
 int ringtrain_set_parent_death_signal(int sig);
 
-#endif
+/// 1 while process `pid` exists and has not exited (a zombie counts as exited), else 0.
+int ringtrain_process_alive(int pid);
+
 
 #include <stddef.h>
 #include <stdint.h>
@@ -22,8 +24,12 @@ void ringtrain_shm_unmap(void *base, size_t bytes);
 uint32_t ringtrain_load_acquire(const uint32_t *p);
 void ringtrain_store_release(uint32_t *p, uint32_t v);
 uint32_t ringtrain_fetch_add(uint32_t *p, uint32_t v);
+/// Stores `desired` if *p == expected; returns 1 if it did.
+int ringtrain_compare_exchange(uint32_t *p, uint32_t expected, uint32_t desired);
 
 /// futex(2) on a word shared between processes: wait while *p == expected (up to timeout_ms),
 /// wake every waiter.
 int ringtrain_futex_wait(uint32_t *p, uint32_t expected, int timeout_ms);
 int ringtrain_futex_wake(uint32_t *p);
+
+#endif

@@ -1,0 +1,208 @@
+import CSupport
+import Glibc
+import TensorCore
+
+/// Every rank of the job on one host, reducing in each other's memory.
+///
+/// Buffers handed out by `RingCommunicator.allocateBuffer` (the trainer puts its gradient arena
+/// there) are shared-memory objects that every rank maps. An all-reduce of a slice of one is a
+/// single pass: rank r owns segment r of the slice; it sums that segment across all N buffers
+/// (in rank order, block by block in L1) and writes the result back into all N. Each buffer is
+/// read once and written once, about 8× the slice through memory for N = 4, where the ring
+/// (copies into slots, adds, copies back) moves about 15×; and no rank waits on a neighbour
+/// mid-pass, which matters when there are more processes than cores.
+///
+///     rank 0's buffer  [ s0 | s1 | s2 | s3 ]      rank r: for block in segment r:
+///     rank 1's buffer  [ s0 | s1 | s2 | s3 ]        t = Σ_q buf_q[block]   (× 1/N for a mean)
+///     rank 2's buffer  [ s0 | s1 | s2 | s3 ]        buf_q[block] = t        for every q
+///     rank 3's buffer  [ s0 | s1 | s2 | s3 ]
+///
+/// Two counters per rank in a control block order the pass: `arrived` (this rank's data for
+/// collective `seq` is in place) and `done` (its segment is written everywhere). A rank starts
+/// once all have arrived and returns once all are done, so nobody reads a buffer still being
+/// filled or hands back one still being written. Waits spin briefly, then sleep on a futex; a
+/// peer that exits (checked by pid) or stalls past the timeout, or a rank that fails, sets the
+/// control block's abort word, and every rank's wait fails naming the same rank.
+final class HostGroup {
+    let rank: Int
+    let worldSize: Int
+    private let control: SharedMapping
+    private let scratch: UnsafeMutablePointer<Float>
+    private var regions: [Region] = []
+
+    /// Control block: one 64-byte line per field so writers do not share lines.
+    ///     0        magic, world size
+    ///     64       bell (incremented and futex-woken on every change)
+    ///     128      abort word: 0, or culprit rank + 1
+    ///     192+64r  rank r: pid, arrived, done, region, offset (2 words), count (2 words)
+    static let magic: UInt32 = 0x5254_4847   // "RTHG"
+    static func controlBytes(world: Int) -> Int { 192 + 64 * world }
+    static let blockFloats = 1024
+
+    /// A buffer every rank allocated together: `buffers[q]` is rank q's copy, mapped here.
+    final class Region {
+        let index: Int
+        let count: Int
+        let mappings: [SharedMapping]
+        let buffers: [UnsafeMutablePointer<Float>]
+        init(index: Int, count: Int, mappings: [SharedMapping]) {
+            self.index = index
+            self.count = count
+            self.mappings = mappings
+            buffers = mappings.map { $0.base.assumingMemoryBound(to: Float.self) }
+        }
+    }
+
+    init(rank: Int, worldSize: Int, control: SharedMapping) {
+        self.rank = rank
+        self.worldSize = worldSize
+        self.control = control
+        scratch = .allocate(capacity: Self.blockFloats)
+    }
+
+    deinit { scratch.deallocate() }
+
+    // MARK: control block
+
+    private var bell: UnsafeMutablePointer<UInt32> { control.word(64) }
+    private var abortWord: UnsafeMutablePointer<UInt32> { control.word(128) }
+    private func line(_ r: Int) -> UnsafeMutablePointer<UInt32> { control.word(192 + 64 * r) }
+
+    /// Rank 0 stamps a fresh control block; the others check it.
+    static func initialize(_ control: SharedMapping, world: Int) {
+        control.word(0)[1] = UInt32(world)
+        ringtrain_store_release(control.word(0), magic)
+    }
+
+    static func isValid(_ control: SharedMapping, world: Int) -> Bool {
+        ringtrain_load_acquire(control.word(0)) == magic && control.word(0)[1] == UInt32(world)
+    }
+
+    func publishPid() { ringtrain_store_release(line(rank), UInt32(bitPattern: getpid())) }
+
+    private func pid(_ r: Int) -> Int32 { Int32(bitPattern: ringtrain_load_acquire(line(r))) }
+
+    private func ring() {
+        _ = ringtrain_fetch_add(bell, 1)
+        _ = ringtrain_futex_wake(bell)
+    }
+
+    /// Records the first failure for every rank to see (later calls keep the first culprit).
+    func abort(culprit: Int) {
+        _ = ringtrain_compare_exchange(abortWord, 0, UInt32(culprit + 1))
+        ring()
+    }
+
+    // MARK: buffers
+
+    var regionCount: Int { regions.count }
+
+    func add(_ region: Region) { regions.append(region) }
+
+    /// The region and offset of `buffer` if it lies inside one of this rank's shared buffers.
+    func locate(_ buffer: UnsafeMutableBufferPointer<Float>) -> (region: Region, offset: Int)? {
+        guard let p = buffer.baseAddress else { return nil }
+        for r in regions {
+            let mine = r.buffers[rank]
+            if p >= mine && p + buffer.count <= mine + r.count { return (r, mine.distance(to: p)) }
+        }
+        return nil
+    }
+
+    // MARK: all-reduce
+
+    /// In place over `count` floats at `offset` of `region` on every rank (same slice on all).
+    func allReduce(_ region: Region, offset: Int, count: Int, mean: Bool, seq: UInt64, timeout: Double, what: String) throws {
+        let s = UInt32(truncatingIfNeeded: seq)
+        let me = line(rank)
+        me[3] = UInt32(region.index)
+        me[4] = UInt32(truncatingIfNeeded: offset); me[5] = UInt32(truncatingIfNeeded: offset >> 32)
+        me[6] = UInt32(truncatingIfNeeded: count); me[7] = UInt32(truncatingIfNeeded: count >> 32)
+        ringtrain_store_release(me + 1, s)
+        ring()
+        try wait(field: 1, seq: s, timeout: timeout, what: what)
+        // Rank 0's slice is the reference, so every rank blames the same one.
+        let ref = line(0)
+        if let q = (1..<worldSize).first(where: { q in (3...7).contains { line(q)[$0] != ref[$0] } }) {
+            let l = line(q)
+            abort(culprit: q)
+            throw CommError(.badFrame, rank: rank, peer: q,
+                            "rank \(q) entered \(what) with region \(l[3]), offset \(Int(l[4]) | Int(l[5]) << 32), "
+                            + "count \(Int(l[6]) | Int(l[7]) << 32); rank 0 with region \(ref[3]), offset \(Int(ref[4]) | Int(ref[5]) << 32), "
+                            + "count \(Int(ref[6]) | Int(ref[7]) << 32)")
+        }
+        let w = worldSize
+        let own = (rank * count / w)..<((rank + 1) * count / w)
+        reduceOwned(region.buffers.map { $0 + offset }, own, scale: mean ? 1 / Float(w) : 1)
+        ringtrain_store_release(me + 2, s)
+        ring()
+        try wait(field: 2, seq: s, timeout: timeout, what: what)
+    }
+
+    /// Shape: bufs[q][range] for q in 0..<N → every bufs[q][i] = scale · Σ_q bufs[q][i].
+    /// Blocks of 4 KiB: the sum builds up in L1 scratch, then goes out to every buffer.
+    private func reduceOwned(_ bufs: [UnsafeMutablePointer<Float>], _ range: Range<Int>, scale: Float) {
+        let t = scratch
+        var start = range.lowerBound
+        while start < range.upperBound {
+            let m = min(Self.blockFloats, range.upperBound - start)
+            let a = bufs[0] + start, b = bufs[1] + start
+            var i = 0
+            while i + 8 <= m { t.store8(i, a.load8(i) + b.load8(i)); i += 8 }
+            while i < m { t[i] = a[i] + b[i]; i += 1 }
+            for q in 2..<max(2, bufs.count) {
+                let c = bufs[q] + start
+                i = 0
+                while i + 8 <= m { t.store8(i, t.load8(i) + c.load8(i)); i += 8 }
+                while i < m { t[i] += c[i]; i += 1 }
+            }
+            if scale != 1 {
+                let v = Vec8(repeating: scale)
+                i = 0
+                while i + 8 <= m { t.store8(i, t.load8(i) * v); i += 8 }
+                while i < m { t[i] *= scale; i += 1 }
+            }
+            for q in bufs.indices { (bufs[q] + start).update(from: t, count: m) }
+            start += m
+        }
+    }
+
+    /// Waits until every rank's word `field` has reached `seq` (wrapping compare): a few yields
+    /// (a peer sharing this core gets to run), then futex naps; the abort word, peers' pids and
+    /// the timeout are checked on the way.
+    private func wait(field: Int, seq: UInt32, timeout: Double, what: String) throws {
+        let start = monotonicSeconds()
+        var lastLiveness = start
+        var spins = 0
+        while true {
+            let b = ringtrain_load_acquire(bell)
+            let a = ringtrain_load_acquire(abortWord)
+            if a != 0 {
+                let culprit = Int(a) - 1
+                throw CommError(.aborted, rank: rank, peer: culprit, "rank \(culprit) failed; \(what) abandoned")
+            }
+            guard let waiting = (0..<worldSize).first(where: {
+                Int32(bitPattern: ringtrain_load_acquire(line($0) + field) &- seq) < 0
+            }) else { return }
+            let now = monotonicSeconds()
+            if now - lastLiveness > 0.05 {
+                lastLiveness = now
+                for q in 0..<worldSize where q != rank && ringtrain_process_alive(pid(q)) == 0 {
+                    abort(culprit: q)
+                    throw CommError(.peerLost, rank: rank, peer: q, "rank \(q) (pid \(pid(q))) exited during \(what)")
+                }
+            }
+            if now - start > timeout {
+                abort(culprit: waiting)
+                throw CommError(.timeout, rank: rank, peer: waiting,
+                                "no progress from rank \(waiting) for \(fmtSeconds(now - start)) in \(what) (seq \(seq))")
+            }
+            spins += 1
+            if spins < 20 {
+                sched_yield()
+            } else {
+                _ = ringtrain_futex_wait(bell, b, 5)
+            }
+        }
+    }
+}
