@@ -38,7 +38,7 @@ let package = Package(
             "Train", "Cluster", "Comm", "CSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .target(name: "TestSupport", dependencies: ["TensorCore", "NN", "Formats", "Config", "Comm"]),
+        .target(name: "TestSupport", dependencies: ["TensorCore", "NN", "Formats", "Config", "Comm", "CSupport"]),
 
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "Optim", "TestSupport"]),

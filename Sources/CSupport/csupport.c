@@ -1,3 +1,4 @@
+#define _GNU_SOURCE
 #include "csupport.h"
 #include <sys/prctl.h>
 
@@ -23,3 +24,9 @@ int ringtrain_process_alive(int pid) {
     char state = close[2];
     return state != 'Z' && state != 'X';
 }
+
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+int ringtrain_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC) == 0 ? 0 : errno; }

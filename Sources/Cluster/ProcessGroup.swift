@@ -36,7 +36,9 @@ public final class ProcessGroup {
     @discardableResult
     public func start(_ argv: [String], environment: [String: String] = [:], name: String, prefix: String) throws -> Child {
         var out: [Int32] = [0, 0]
-        guard pipe(&out) == 0 else { throw ProcessError("pipe: \(String(cString: strerror(errno)))") }
+        // Close-on-exec: a child started meanwhile by another thread must not inherit this pipe
+        // (dup2 into the child's stdout/stderr clears the flag there).
+        guard ringtrain_pipe_cloexec(&out) == 0 else { throw ProcessError("pipe: \(String(cString: strerror(errno)))") }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }

@@ -97,7 +97,8 @@ public final class WorkerRuntime {
         let data = try JobData.load(job.data)
         let comm = try RingCommunicator(listener: listener, rank: welcome.rank, peers: welcome.peers, runID: welcome.runID,
                                         options: .init(timeout: job.comm.timeout, connectTimeout: max(job.comm.timeout, 30),
-                                                       sharedMemory: job.comm.transport == "auto"),
+                                                       sharedMemory: job.comm.transport != "tcp",
+                                                       sharedBuffers: job.comm.transport == "auto"),
                                         peerKeys: welcome.peerKeys)
         let trainer = try Trainer(job: job, data: data, comm: comm)
         let t = comm.transport

@@ -22,13 +22,17 @@ public final class RingListener {
     /// fast predecessor is not turned away while this rank is still getting ready.
     public func authorize(_ keys: [String]) { authenticator?.allow(keys) }
 
-    public init(bind: String, curve: CurveKeyPair? = nil) throws {
+    /// `heartbeatTimeout`: a ring connection is dropped only after this long without any traffic
+    /// (a dead process closes its connections at once; this is for vanished hosts), generous so
+    /// that a peer starved of CPU for a few seconds is not mistaken for a lost one.
+    public init(bind: String, curve: CurveKeyPair? = nil, heartbeatTimeout: Double = 30) throws {
         let context = ZContext()
         self.context = context
         self.curve = curve
         authenticator = curve == nil ? nil : try ZapAuthenticator(context: context)
         pull = try ZSocket(context, .pull)
         try pull.set(ZMQ_RCVBUF, 4 << 20)
+        try pull.setHeartbeatTimeout(seconds: heartbeatTimeout)
         if let c = curve { try c.makeServer(pull) }
         monitor = try ZMonitor(pull, events: ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED)
         try pull.bind(bind)
@@ -87,15 +91,18 @@ public final class RingCommunicator: Communicator {
         /// Bytes per frame: large enough to amortise per-message costs, small enough that
         /// transfer and reduction pipeline (measured: docs/benchmarks.md).
         public var chunkBytes = 512 << 10
-        /// Use shared memory for edges between processes on the same host and, when every rank
-        /// is on one host, for `allocateBuffer` (all-reduced in place, see `HostGroup`).
+        /// Use shared memory for edges between processes on the same host.
         public var sharedMemory = true
+        /// When every rank is on one host (and `sharedMemory` is on), `allocateBuffer` hands out
+        /// shared memory that all-reduces run in place in (see `HostGroup`).
+        public var sharedBuffers = true
         /// Frames buffered per shared-memory edge, and their size: small enough that the
         /// slots stay in cache between the writer's copy and the reader's add.
         public var sharedMemorySlots = 16
         public var sharedMemoryChunkBytes = 128 << 10
         public init(timeout: Double = 30, connectTimeout: Double = 30, chunkBytes: Int = 512 << 10,
-                    sharedMemory: Bool = true) {
+                    sharedMemory: Bool = true, sharedBuffers: Bool = true) {
+            self.sharedBuffers = sharedBuffers
             self.timeout = timeout
             self.connectTimeout = connectTimeout
             self.chunkBytes = chunkBytes
@@ -157,6 +164,7 @@ public final class RingCommunicator: Communicator {
         push = try ZSocket(listener.context, .push)
         try push.set(ZMQ_IMMEDIATE, 1)       // queue only to a completed connection
         try push.set(ZMQ_SNDBUF, 4 << 20)
+        try push.setHeartbeatTimeout(seconds: max(30, options.timeout))
         if let curve = listener.curve {
             guard peerKeys.count == peers.count else {
                 throw CommError(.transport, rank: rank, peer: nil, "CURVE is on but the ring's public keys are missing")
@@ -213,7 +221,7 @@ public final class RingCommunicator: Communicator {
                 outbox = out
             }
         }
-        if ids.allSatisfy({ $0 == ids[rank] }) { try setUpHostGroup() }
+        if options.sharedBuffers && ids.allSatisfy({ $0 == ids[rank] }) { try setUpHostGroup() }
     }
 
     private func sharedName(_ suffix: String) -> String { "/ringtrain-\(String(runID, radix: 16))-\(shmTag)-\(suffix)" }

@@ -77,6 +77,14 @@ public final class ZSocket {
         try set(ZMQ_HEARTBEAT_TTL, 6000)
     }
 
+    /// ZMTP heartbeat timeout for this socket's future connections (and the TTL it asks its
+    /// peers to apply): how long a connection may carry no traffic at all before it is dropped.
+    public func setHeartbeatTimeout(seconds: Double) throws {
+        let ms = Int32(min(max(seconds, 1), 6000) * 1000)
+        try set(ZMQ_HEARTBEAT_TIMEOUT, ms)
+        try set(ZMQ_HEARTBEAT_TTL, ms + 1000)
+    }
+
     deinit { close() }
 
     public func close() {

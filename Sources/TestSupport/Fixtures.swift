@@ -1,3 +1,4 @@
+import CSupport
 import Formats
 import Glibc
 import TensorCore
@@ -64,7 +65,9 @@ public enum Fixtures {
     /// Runs a command (argv[0] looked up in PATH), returning exit status and combined output.
     public static func run(_ argv: [String]) -> (status: Int32, output: String) {
         var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { return (-1, "pipe failed") }
+        // Close-on-exec: a process another test starts meanwhile must not inherit the write end
+        // (the read below would then wait for that process to exit).
+        guard ringtrain_pipe_cloexec(&fds) == 0 else { return (-1, "pipe failed") }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         posix_spawn_file_actions_adddup2(&actions, fds[1], 1)

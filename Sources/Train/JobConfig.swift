@@ -65,7 +65,9 @@ public struct JobConfig: Equatable, Sendable {
         /// Heartbeat interval and the silence after which a process counts as failed.
         public var heartbeat = 1.0
         public var heartbeatTimeout = 5.0
-        /// auto: shared memory between processes on one host; tcp: always TCP.
+        /// auto: gradients all-reduced in place in shared memory when every worker is on one
+        /// host, else the ring with shared-memory edges between co-located workers; ring: the
+        /// ring only (shared-memory edges, private gradients); tcp: the ring over TCP only.
         public var transport = "auto"
     }
     public var comm = Comm()
@@ -182,7 +184,7 @@ public struct JobConfig: Equatable, Sendable {
         comm.timeout = try cm.double("timeout", default: comm.timeout, min: 0.1)
         comm.heartbeat = try cm.double("heartbeat", default: comm.heartbeat, min: 0.05)
         comm.heartbeatTimeout = try cm.double("heartbeat_timeout", default: comm.heartbeatTimeout, min: 0.2)
-        comm.transport = try cm.string("transport", default: comm.transport, oneOf: ["auto", "tcp"])
+        comm.transport = try cm.string("transport", default: comm.transport, oneOf: ["auto", "ring", "tcp"])
         if comm.heartbeatTimeout <= comm.heartbeat {
             throw cm.error("heartbeat_timeout", "must be longer than heartbeat (\(comm.heartbeat) s)")
         }

@@ -36,7 +36,7 @@ func hello(pid: Int, host: String = "h1", rank: Int? = nil, build: String = Buil
     return .hello(h)
 }
 
-@Test(.timeLimit(.minutes(3)))
+@Test(.timeLimit(.minutes(10)))
 func coordinatorAdmitsChecksAndSupervises() throws {
     var job = JobConfig()
     job.comm.heartbeat = 0.3

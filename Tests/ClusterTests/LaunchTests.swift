@@ -13,7 +13,7 @@ func finalAccuracy(_ text: String) -> Double? {
     return Double(line[r.upperBound...].prefix { $0 == "." || $0.isNumber })
 }
 
-@Test(.timeLimit(.minutes(3)))
+@Test(.timeLimit(.minutes(10)))
 func launchTrainsWithTwoWorkers() throws {
     let dir = Fixtures.tempDirectory("launch")
     let job = try writeJob(dir, epochs: 2)
@@ -28,7 +28,7 @@ func launchTrainsWithTwoWorkers() throws {
     #expect(Checkpoint.list(in: "\(dir)/ckpt/cluster-test").count == 2)
 }
 
-@Test(.timeLimit(.minutes(3)))
+@Test(.timeLimit(.minutes(10)))
 func killedWorkerStopsEveryProcessNamingItsRank() throws {
     let dir = Fixtures.tempDirectory("kill")
     let job = try writeJob(dir, epochs: 200)
@@ -49,7 +49,7 @@ func killedWorkerStopsEveryProcessNamingItsRank() throws {
     #expect(workers.allSatisfy { kill($0, 0) != 0 }, "no worker is left behind")
 }
 
-@Test(.timeLimit(.minutes(4)))
+@Test(.timeLimit(.minutes(10)))
 func restartResumesFromTheLastCheckpoint() throws {
     // Uninterrupted reference run.
     let refDir = Fixtures.tempDirectory("ref")
@@ -72,7 +72,7 @@ func restartResumesFromTheLastCheckpoint() throws {
     #expect(abs(acc - refAcc) <= 0.005, "restarted \(acc) vs uninterrupted \(refAcc)")
 }
 
-@Test(.timeLimit(.minutes(3)))
+@Test(.timeLimit(.minutes(10)))
 func workersExitWhenTheCoordinatorDies() throws {
     let dir = Fixtures.tempDirectory("coord")
     let job = try writeJob(dir, epochs: 500)

@@ -12,7 +12,7 @@ let netnsAvailable: Bool = {
 /// Coordinator and three workers on four emulated hosts (network namespaces joined by 1 Gbit/s
 /// links), every connection CURVE-encrypted; a worker with an unknown key is refused.
 @Test(.enabled(if: netnsAvailable, "needs root and `ip netns` (cluster/netns/lan check failed)"),
-      .timeLimit(.minutes(5)))
+      .timeLimit(.minutes(10)))
 func multiHostTrainingOverEmulatedLANWithCurve() throws {
     let lan = Fixtures.packageRoot + "/cluster/netns/lan"
     let dir = Fixtures.tempDirectory("lan")
@@ -60,7 +60,7 @@ func multiHostTrainingOverEmulatedLANWithCurve() throws {
 /// cluster/ssh-launch with a hostfile (one host with 1 slot, one with 2), "ssh" being
 /// `cluster/netns/lan ssh`: the coordinator on host 0, three workers on two emulated hosts.
 @Test(.enabled(if: netnsAvailable, "needs root and `ip netns` (cluster/netns/lan check failed)"),
-      .timeLimit(.minutes(5)))
+      .timeLimit(.minutes(10)))
 func sshLauncherStartsWorkersFromAHostfile() throws {
     let root = Fixtures.packageRoot
     let dir = Fixtures.tempDirectory("sshlaunch")
@@ -81,7 +81,7 @@ func sshLauncherStartsWorkersFromAHostfile() throws {
     #expect(r.output.contains("edges in tcp / out tcp"), "\(r.output)")
 }
 
-@Test(.timeLimit(.minutes(2)))
+@Test(.timeLimit(.minutes(10)))
 func torchrunStyleEnvironmentStartsAJob() throws {
     let dir = Fixtures.tempDirectory("torchrun")
     let job = try writeJob(dir, epochs: 1, batch: 32)

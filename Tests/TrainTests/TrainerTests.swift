@@ -208,7 +208,7 @@ func restoreError(_ job: JobConfig, _ data: JobData, _ bytes: [UInt8], _ dir: St
 
 /// Every layer family, activation, loss and optimizer in a model that trains: a few epochs on
 /// the synthetic data must beat chance by far.
-@Test(.timeLimit(.minutes(5)))
+@Test(.timeLimit(.minutes(10)))
 func everyFamilyTrains() throws {
     let dir = Fixtures.tempDirectory("families")
     var (job, data) = try smallJob(dir, epochs: 6)

@@ -9,6 +9,9 @@ int ringtrain_set_parent_death_signal(int sig);
 /// 1 while process `pid` exists and has not exited (a zombie counts as exited), else 0.
 int ringtrain_process_alive(int pid);
 
+/// pipe2(fds, O_CLOEXEC): a pipe no concurrently spawned child inherits. Returns 0 or errno.
+int ringtrain_pipe_cloexec(int fds[2]);
+
 
 #include <stddef.h>
 #include <stdint.h>
