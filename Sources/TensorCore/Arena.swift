@@ -53,6 +53,9 @@ public final class FloatStorage {
         self.owner = owner
     }
 
+    /// Whether the memory belongs to someone else (e.g. a communicator's shared buffer).
+    public var isExternal: Bool { owner != nil }
+
     deinit { if owner == nil { data.deallocate() } }
 }
 

@@ -39,6 +39,8 @@ func losses(_ job: JobConfig, _ data: JobData, world: Int, steps: Int, accumulat
     let comms: [Communicator] = world == 1 ? [LocalCommunicator()] : ring
     let results = concurrently(world) { r -> [Float] in
         let t = try Trainer(job: j, data: data, comm: comms[r], log: { _ in })
+        // Gradients live in the communicator's shared buffer exactly when it reduces in place.
+        #expect(t.model.grads.storage.isExternal == (world > 1 && inPlace))
         var seen: [Float] = []
         t.onStep = { _, l in seen.append(l) }
         t.stopAtStep = steps
