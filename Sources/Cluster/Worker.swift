@@ -98,7 +98,8 @@ public final class WorkerRuntime {
         let comm = try RingCommunicator(listener: listener, rank: welcome.rank, peers: welcome.peers, runID: welcome.runID,
                                         options: .init(timeout: job.comm.timeout, connectTimeout: max(job.comm.timeout, 30),
                                                        sharedMemory: job.comm.transport != "tcp",
-                                                       sharedBuffers: job.comm.transport == "auto"),
+                                                       sharedBuffers: job.comm.transport == "auto",
+                                                       compression: job.comm.compression == "bf16" ? .bf16 : .none),
                                         peerKeys: welcome.peerKeys)
         let trainer = try Trainer(job: job, data: data, comm: comm)
         let t = comm.transport

@@ -41,6 +41,51 @@ extension RingCommunicator {
         try finishSends(what)
     }
 
+    /// The same schedule with bfloat16 on the wire (`Options.compression`): each rank encodes
+    /// what it sends and adds (or copies) what it receives in Float, so sums accumulate in Float
+    /// and only each hop's message is rounded. Before the all-gather every owner rounds its
+    /// finished segment to bf16, so every rank ends with the same bits.
+    func ringAllReduceBF16(_ buf: UnsafeMutableBufferPointer<Float>, mean: Bool, bucket: Int, seq: UInt64) throws {
+        let n = buf.count, w = worldSize
+        guard n > 0, let base = buf.baseAddress else { return }
+        // Each step's outgoing segment gets its own staging area: zero-copy frames of earlier
+        // steps may still be queued until `finishSends`.
+        let seg = (n + w - 1) / w
+        let stage = staging.reserve(bytes: 2 * (w - 1) * seg * 2)
+        func framed(_ count: Int, output: Bool, _ make: (Int, Int, Int) -> Piece) -> [Piece] {
+            let k = max(2, edgeChunkBytes(output: output) / 4)   // as many floats per frame as uncompressed
+            return stride(from: 0, to: count, by: k).enumerated().map { make($0.element, min(k, count - $0.element), $0.offset) }
+        }
+        func send(_ r: Range<Int>, step: Int) -> [Piece] {
+            let out = stage + step * seg * 2
+            BFloat16.encode(base + r.lowerBound, out, count: r.count)
+            return framed(r.count, output: true) { Piece(base: out + 2 * $0, bytes: 2 * $1, index: $2) }
+        }
+        func recv(_ r: Range<Int>) -> [Piece] {
+            framed(r.count, output: false) { Piece(base: UnsafeMutableRawPointer(base + r.lowerBound + $0), bytes: 2 * $1, index: $2) }
+        }
+        let what = "bf16 all-reduce of \(n) floats, bucket \(bucket)"
+        for s in 0..<(w - 1) {
+            try exchange(seq: seq + 1, bucket: bucket, step: s, what: what,
+                         send: send(segment(rank - s, n), step: s), recv: recv(segment(rank - s - 1, n))) { p, data, count in
+                BFloat16.add(data, into: p.base.assumingMemoryBound(to: Float.self), count: count / 2)
+            }
+        }
+        let own = segment(rank + 1, n)
+        if mean {
+            let s = 1 / Float(w)
+            for i in own { base[i] *= s }
+        }
+        BFloat16.round(base + own.lowerBound, count: own.count)
+        for s in 0..<(w - 1) {
+            try exchange(seq: seq + 1, bucket: bucket, step: w - 1 + s, what: what,
+                         send: send(segment(rank + 1 - s, n), step: w - 1 + s), recv: recv(segment(rank - s, n))) { p, data, count in
+                BFloat16.decode(data, into: p.base.assumingMemoryBound(to: Float.self), count: count / 2)
+            }
+        }
+        try finishSends(what)
+    }
+
     /// Pipelined chain from the root around the ring: each rank receives a chunk from its
     /// predecessor, stores it and forwards it to its successor (the rank before the root only
     /// receives).

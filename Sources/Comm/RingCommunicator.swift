@@ -96,13 +96,19 @@ public final class RingCommunicator: Communicator {
         /// When every rank is on one host (and `sharedMemory` is on), `allocateBuffer` hands out
         /// shared memory that all-reduces run in place in (see `HostGroup`).
         public var sharedBuffers = true
+        /// What gradient buckets (`allReduceAsync`) travel as on the ring: `.bf16` halves the
+        /// bytes on the wire for slow links. Synchronous all-reduces, broadcasts and in-place
+        /// all-reduces (no wire) are always exact.
+        public var compression = Compression.none
+        public enum Compression: String, Sendable { case none, bf16 }
         /// Frames buffered per shared-memory edge, and their size: small enough that the
         /// slots stay in cache between the writer's copy and the reader's add.
         public var sharedMemorySlots = 16
         public var sharedMemoryChunkBytes = 128 << 10
         public init(timeout: Double = 30, connectTimeout: Double = 30, chunkBytes: Int = 512 << 10,
-                    sharedMemory: Bool = true, sharedBuffers: Bool = true) {
+                    sharedMemory: Bool = true, sharedBuffers: Bool = true, compression: Compression = .none) {
             self.sharedBuffers = sharedBuffers
+            self.compression = compression
             self.timeout = timeout
             self.connectTimeout = connectTimeout
             self.chunkBytes = chunkBytes
@@ -148,6 +154,8 @@ public final class RingCommunicator: Communicator {
     /// Part of every shared-memory name: rank 0's random tag, agreed at set-up.
     private var shmTag = ""
     private var header = [UInt8](repeating: 0, count: FrameHeader.size)
+    /// Encoded outgoing segments of compressed all-reduces (communication thread).
+    let staging = Staging()
 
     /// Forms the ring: connects to the successor's endpoint and exchanges hello frames with
     /// both neighbours. `peers[r]` is rank r's listener endpoint; with CURVE, `peerKeys[r]` is
@@ -278,21 +286,27 @@ public final class RingCommunicator: Communicator {
     // MARK: public collectives
 
     public func allReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
-        try allReduceAsync(buffer, mean: false, bucket: 0).wait()
+        try startAllReduce(buffer, mean: false, bucket: 0, compress: false).wait()
     }
 
     public func allReduceMean(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
-        try allReduceAsync(buffer, mean: true, bucket: 0).wait()
+        try startAllReduce(buffer, mean: true, bucket: 0, compress: false).wait()
     }
 
     /// Starts an all-reduce of `buffer` (a bucket) on the communication thread. The buffer must
     /// not be touched until the handle's `wait()` returns. Every rank submits the same buckets
     /// in the same order.
     public func allReduceAsync(_ buffer: UnsafeMutableBufferPointer<Float>, mean: Bool, bucket: Int) -> CommHandle {
+        startAllReduce(buffer, mean: mean, bucket: bucket, compress: options.compression == .bf16)
+    }
+
+    private func startAllReduce(_ buffer: UnsafeMutableBufferPointer<Float>, mean: Bool, bucket: Int, compress: Bool) -> CommHandle {
         submit { [self] seq in
             if let g = hostGroup, let (region, offset) = g.locate(buffer) {
                 try g.allReduce(region, offset: offset, count: buffer.count, mean: mean, seq: seq + 1, timeout: options.timeout,
                                 what: "all-reduce of \(buffer.count) floats, bucket \(bucket)")
+            } else if compress {
+                try ringAllReduceBF16(buffer, mean: mean, bucket: bucket, seq: seq)
             } else {
                 try ringAllReduce(buffer, mean: mean, bucket: bucket, seq: seq)
             }
@@ -376,11 +390,16 @@ public final class RingCommunicator: Communicator {
     /// Splits `bytes` at `base` into frames for the output edge (or the input edge) —
     /// at most the edge's chunk size, 4-byte aligned.
     func pieces(_ base: UnsafeMutableRawPointer, _ bytes: Int, output: Bool) -> [Piece] {
-        let shm = output ? outbox != nil : inbox != nil
-        let chunk = max(4, (shm ? options.sharedMemoryChunkBytes : options.chunkBytes) / 4 * 4)
+        let chunk = edgeChunkBytes(output: output)
         return stride(from: 0, to: bytes, by: chunk).enumerated().map {
             Piece(base: base + $0.element, bytes: min(chunk, bytes - $0.element), index: $0.offset)
         }
+    }
+
+    /// Frame size of the output edge (or the input edge), 4-byte aligned.
+    func edgeChunkBytes(output: Bool) -> Int {
+        let shm = output ? outbox != nil : inbox != nil
+        return max(4, (shm ? options.sharedMemoryChunkBytes : options.chunkBytes) / 4 * 4)
     }
 
     /// Sends `send` to the successor and receives `recv` from the predecessor, interleaved so

@@ -69,6 +69,8 @@ public struct JobConfig: Equatable, Sendable {
         /// host, else the ring with shared-memory edges between co-located workers; ring: the
         /// ring only (shared-memory edges, private gradients); tcp: the ring over TCP only.
         public var transport = "auto"
+        /// none, or bf16: gradient buckets travel the ring as bfloat16 (half the bytes).
+        public var compression = "none"
     }
     public var comm = Comm()
 
@@ -185,6 +187,7 @@ public struct JobConfig: Equatable, Sendable {
         comm.heartbeat = try cm.double("heartbeat", default: comm.heartbeat, min: 0.05)
         comm.heartbeatTimeout = try cm.double("heartbeat_timeout", default: comm.heartbeatTimeout, min: 0.2)
         comm.transport = try cm.string("transport", default: comm.transport, oneOf: ["auto", "ring", "tcp"])
+        comm.compression = try cm.string("compression", default: comm.compression, oneOf: ["none", "bf16"])
         if comm.heartbeatTimeout <= comm.heartbeat {
             throw cm.error("heartbeat_timeout", "must be longer than heartbeat (\(comm.heartbeat) s)")
         }
@@ -259,7 +262,7 @@ public struct JobConfig: Equatable, Sendable {
                                 "warmup_epochs": .double(scaling.warmupEpochs), "warmup_steps": .int(scaling.warmupSteps)]),
             "comm": .object(["bucket_mb": .double(Double(comm.bucketBytes) / 1_048_576), "timeout": .double(comm.timeout),
                              "heartbeat": .double(comm.heartbeat), "heartbeat_timeout": .double(comm.heartbeatTimeout),
-                             "transport": .string(comm.transport)]),
+                             "transport": .string(comm.transport), "compression": .string(comm.compression)]),
             "optimizer": .object(["type": .string(optimizer.type), "lr": .double(optimizer.lr),
                                   "momentum": .double(optimizer.momentum),
                                   "dampening": .double(optimizer.dampening),

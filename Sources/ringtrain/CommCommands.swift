@@ -80,18 +80,22 @@ struct BenchAllReduce: ParsableCommand {
         when every worker is on one host; private: each worker's own memory, through the ring.
         """)
     var buffers = "shared"
+    @Option(help: "none, or bf16: buckets travel the ring as bfloat16 (results checked to bf16 precision).")
+    var compression = "none"
 
     func validate() throws {
         guard workers >= 2 else { throw ValidationError("--workers must be at least 2") }
         guard ["auto", "tcp"].contains(transport) else { throw ValidationError("--transport must be auto or tcp") }
         guard ["shared", "private"].contains(buffers) else { throw ValidationError("--buffers must be shared or private") }
+        guard ["none", "bf16"].contains(compression) else { throw ValidationError("--compression must be none or bf16") }
     }
 
     @Option(help: .hidden) var extra: [String] = []
 
     func run() throws {
         let list = sizes.isEmpty ? ["4KiB", "1MiB", "4MiB", "16MiB", "64MiB"].map { ByteSize(argument: $0)! } : sizes
-        var args = ["--mode", "bench", "--chunk", String(chunk.bytes), "--transport", transport, "--buffers", buffers]
+        var args = ["--mode", "bench", "--chunk", String(chunk.bytes), "--transport", transport, "--buffers", buffers,
+                    "--compression", compression]
         for s in list { args += ["--size", String(s.bytes)] }
         if let i = iters { args += ["--iters", String(i)] }
         args += extra
@@ -119,6 +123,7 @@ struct CommWorker: ParsableCommand {
     @Option var shmSlots = 16
     @Option var shmChunk = 128 << 10
     @Option var buffers = "private"
+    @Option var compression = "none"
 
     func run() throws {
         ProcessGroup.bindToParent()
@@ -128,6 +133,7 @@ struct CommWorker: ParsableCommand {
                                                sharedMemory: transport != "tcp")
         options.sharedMemorySlots = shmSlots
         options.sharedMemoryChunkBytes = shmChunk
+        options.compression = compression == "bf16" ? .bf16 : .none
         let comm = try RingCommunicator(listener: listener, rank: rank, peers: peers, runID: runID, options: options)
         do {
             switch mode {
@@ -159,10 +165,17 @@ struct CommWorker: ParsableCommand {
     /// The plain sum over ranks of element i.
     func expectedSum(_ i: Int) -> Float { (0..<world).reduce(0) { $0 + Self.value($1, i) } }
 
+    /// A summing all-reduce as a gradient bucket (compressed if asked) or exact.
+    func reduce(_ comm: RingCommunicator, _ b: UnsafeMutableBufferPointer<Float>) throws {
+        if compression == "bf16" { try comm.allReduceAsync(b, mean: false, bucket: 0).wait() } else { try comm.allReduceSum(b) }
+    }
+
+    /// Exact, or with bf16 compression within what N roundings to 8 significant bits allow.
     func verifySum(_ b: UnsafeMutableBufferPointer<Float>, what: String) throws {
         for i in 0..<b.count {
             let s = expectedSum(i)
-            if b[i] != s { throw CLIError("rank \(rank): \(what): element \(i) is \(b[i]), expected \(s)") }
+            let slack = compression == "bf16" ? Float(world) / 128 * (0..<world).reduce(0) { $0 + abs(Self.value($1, i)) } : 0
+            if abs(b[i] - s) > slack { throw CLIError("rank \(rank): \(what): element \(i) is \(b[i]), expected \(s)") }
         }
     }
 
@@ -171,6 +184,7 @@ struct CommWorker: ParsableCommand {
             let t = comm.transport
             let how = buffers == "shared" && comm.sharesBuffers ? "shared buffers reduced in place"
                 : "ring, rank 0 edges: in \(t.input), out \(t.output), chunk \(chunk) bytes"
+                    + (compression == "bf16" ? ", bf16 on the wire" : "")
             print("# workers \(world), \(how); algbw = S/t, busbw = algbw·2(N−1)/N")
             print("RESULT-HEADER size time_ms algbw_GBps busbw_GBps check")
         }
@@ -178,11 +192,11 @@ struct CommWorker: ParsableCommand {
             let (storage, b) = try buffer(comm, bytes / 4)
             defer { withExtendedLifetime(storage) {} }
             fill(b)
-            try comm.allReduceSum(b)
+            try reduce(comm, b)
             try verifySum(b, what: "all-reduce of \(bytes) bytes")
             // Warm-up sets the iteration count so each size runs about half a second.
             let t0 = monotonicSeconds()
-            try comm.allReduceSum(b)
+            try reduce(comm, b)
             let once = max(monotonicSeconds() - t0, 1e-6)
             var reps = iters ?? max(5, min(2000, Int(0.5 / once)))
             var agreed = [Float(reps)]
@@ -190,7 +204,7 @@ struct CommWorker: ParsableCommand {
             reps = Int(agreed[0])
             try comm.barrier()
             let start = monotonicSeconds()
-            for _ in 0..<reps { try comm.allReduceSum(b) }
+            for _ in 0..<reps { try reduce(comm, b) }
             let t = (monotonicSeconds() - start) / Double(reps)
             if rank == 0 {
                 let alg = Double(bytes) / t / 1e9
@@ -206,7 +220,7 @@ struct CommWorker: ParsableCommand {
             let (storage, v) = try buffer(comm, n)
             defer { withExtendedLifetime(storage) {} }
             fill(v)
-            try comm.allReduceSum(v)
+            try reduce(comm, v)
             try verifySum(v, what: "all-reduce of \(n) floats")
             fill(v)
             try comm.allReduceMean(v)
@@ -242,7 +256,7 @@ struct CommWorker: ParsableCommand {
         fflush(stdout)
         while iters.map({ k < $0 }) ?? true {
             fill(b)
-            try comm.allReduceSum(b)
+            try reduce(comm, b)
             k += 1
         }
         print("SOAK DONE rank=\(rank) iterations=\(k)")
@@ -265,10 +279,11 @@ struct CommTest: ParsableCommand {
     @Option var killAfter = 1.0
     @Option var transport = "auto"
     @Option var buffers = "private"
+    @Option var compression = "none"
 
     func run() throws {
         var args = ["--mode", mode, "--chunk", String(chunk), "--timeout", String(timeout), "--transport", transport,
-                    "--buffers", buffers]
+                    "--buffers", buffers, "--compression", compression]
         for s in sizes { args += ["--size", String(s)] }
         if let i = iters { args += ["--iters", String(i)] }
         let codes = try launchCommWorkers(world: workers, workerArguments: args, timeout: 60) { group in

@@ -47,3 +47,14 @@ func killedRankIsReportedByEverySurvivor(transport: String) throws {
     #expect(exits.first { $0["rank"] == "2" }?["code"] == "137")
     #expect(exits.filter { $0["rank"] != "2" }.allSatisfy { $0["code"] == "3" }, "\(r.output)")
 }
+
+/// Real processes over loopback TCP with bf16 on the wire: sums (integer data, exact in bf16
+/// for these magnitudes) and the rest of the checks.
+@Test(.timeLimit(.minutes(10)))
+func multiProcessCompressedRing() throws {
+    var args = [Fixtures.ringtrain, "comm-test", "--workers", "4", "--chunk", "65536", "--timeout", "20",
+                "--transport", "tcp", "--compression", "bf16"]
+    for n in [0, 1, 3, 4, 5, 1_000_003] { args += ["--size", String(n)] }
+    let r = Fixtures.run(args)
+    #expect(r.status == 0 && Fixtures.records(r.output, "CHECK").count == 4, "\(r.output)")
+}

@@ -30,11 +30,11 @@ func syntheticJob(_ dir: String, samples: Int, batch: Int, epochs: Int = 1) thro
 /// `inPlace`: gradients in shared buffers all-reduced in place (the default on one host), or
 /// private gradients through the ring.
 func losses(_ job: JobConfig, _ data: JobData, world: Int, steps: Int, accumulation: Int = 1,
-            inPlace: Bool = true) throws -> [Float] {
+            inPlace: Bool = true, compression: RingCommunicator.Options.Compression = .none) throws -> [Float] {
     var j = job
     j.train.batchSize = job.train.batchSize / world / accumulation
     j.train.accumulationSteps = accumulation
-    let ring = world == 1 ? [] : try localRing(world, options: .init(timeout: 20, sharedBuffers: inPlace))
+    let ring = world == 1 ? [] : try localRing(world, options: .init(timeout: 20, sharedBuffers: inPlace, compression: compression))
     #expect(ring.allSatisfy { $0.sharesBuffers == inPlace })
     let comms: [Communicator] = world == 1 ? [LocalCommunicator()] : ring
     let results = concurrently(world) { r -> [Float] in
@@ -64,6 +64,19 @@ func dataParallelMatchesSingleNodeStepForStep(inPlace: Bool) throws {
         let worst = zip(single, ddp).map { abs($0 - $1) / max(abs($0), 1e-6) }.max() ?? 1
         #expect(worst <= 1e-4, "world \(world) × accumulation \(accumulation), in place \(inPlace): worst relative difference \(worst)")
     }
+}
+
+/// bf16 gradients on the ring: replicas stay identical (the trainer's checksum every 10 steps
+/// would stop the run) and the losses follow the exact run closely.
+@Test(.timeLimit(.minutes(10)))
+func compressedGradientsTrainLikeExactOnes() throws {
+    let dir = Fixtures.tempDirectory("ddpbf16")
+    let (job, data) = try syntheticJob(dir, samples: 128 * 50, batch: 128)
+    let exact = try losses(job, data, world: 2, steps: 50, inPlace: false)
+    let bf16 = try losses(job, data, world: 2, steps: 50, inPlace: false, compression: .bf16)
+    #expect(bf16.count == 50)
+    let worst = zip(exact, bf16).map { abs($0 - $1) / max(abs($0), 1e-6) }.max() ?? 1
+    #expect(worst <= 0.02 && worst > 0, "worst relative difference \(worst)")
 }
 
 @Test(.timeLimit(.minutes(10)))

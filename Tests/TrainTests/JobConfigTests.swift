@@ -1,3 +1,4 @@
+import Foundation
 import Config
 import Formats
 import TestSupport
@@ -39,10 +40,24 @@ func jobError(_ yaml: String) -> String {
     #expect(jobError("optimizer: {type: adam, betas: [0.9]}").contains("optimizer.betas: expected two numbers"))
     #expect(jobError("train: {loss: mse, label_smoothing: 0.1}").contains("train.label_smoothing: only applies to the cross_entropy loss"))
     #expect(jobError("train: {on_nan: ignore}").contains("train.on_nan: expected one of stop, skip"))
+    #expect(jobError("comm: {transport: udp}").contains("comm.transport: expected one of auto, ring, tcp"))
+    #expect(jobError("comm: {compression: fp8}").contains("comm.compression: expected one of none, bf16"))
     #expect(jobError("model: resnet_tiny").contains("model: unknown model \"resnet_tiny\""))
     #expect(jobError("optimizer: {nesterov: yes please}").contains("optimizer.nesterov: expected true or false"))
     #expect(jobError("train: 3") == "job.yaml: train: expected a mapping, found integer 3")
     #expect(jobError("model: {input: [1, 28, 28], layers: [flatten, {type: conv9}]}").contains("model.layers[1]: unknown layer type \"conv9\""))
     #expect(jobError("model: {layers: [relu]}").contains("model.input: required"))
     #expect(jobError("- 1\n- 2").contains("expected a mapping"))
+}
+
+/// The example jobs shipped in cluster/jobs are valid.
+@Test func shippedJobsParse() throws {
+    let dir = Fixtures.packageRoot + "/cluster/jobs"
+    let files = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".yaml") }.sorted()
+    #expect(files.count >= 6)
+    for f in files {
+        let job = try JobConfig.load(path: dir + "/" + f)
+        #expect(!job.name.isEmpty, "\(f)")
+        if f == "mlp-bf16.yaml" { #expect(job.comm.compression == "bf16") }
+    }
 }
