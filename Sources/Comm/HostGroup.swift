@@ -2,7 +2,7 @@ import CSupport
 import Glibc
 import TensorCore
 
-/// Every rank of the job on one host, reducing in each other's memory.
+/// The ranks of the job on one host, reducing in each other's memory.
 ///
 /// Buffers handed out by `RingCommunicator.allocateBuffer` (the trainer puts its gradient arena
 /// there) are shared-memory objects that every rank maps. An all-reduce of a slice of one is a
@@ -17,6 +17,12 @@ import TensorCore
 ///     rank 2's buffer  [ s0 | s1 | s2 | s3 ]        buf_q[block] = t        for every q
 ///     rank 3's buffer  [ s0 | s1 | s2 | s3 ]
 ///
+/// When the job spans hosts with the same number of ranks on each (`HostGroup` then holds this
+/// host's ranks), the pass is hierarchical: local rank k sums segment k across the host's
+/// buffers into its own buffer, all-reduces that segment with local rank k of every other host
+/// (a ring per local index, `across`), then writes the result into the host's other buffers —
+/// so each host's link carries 2(H−1)/H of the buffer instead of the flat ring's 2(N−1)/N.
+///
 /// Two counters per rank in a control block order the pass: `arrived` (this rank's data for
 /// collective `seq` is in place) and `done` (its segment is written everywhere). A rank starts
 /// once all have arrived and returns once all are done, so nobody reads a buffer still being
@@ -24,8 +30,11 @@ import TensorCore
 /// peer that exits (checked by pid) or stalls past the timeout, or a rank that fails, sets the
 /// control block's abort word, and every rank's wait fails naming the same rank.
 final class HostGroup {
-    let rank: Int
-    let worldSize: Int
+    /// This host's ranks (global numbers, ascending) and this rank's index among them.
+    let members: [Int]
+    let local: Int
+    private var rank: Int { members[local] }
+    private var size: Int { members.count }
     private let control: SharedMapping
     private let scratch: UnsafeMutablePointer<Float>
     private var regions: [Region] = []
@@ -33,13 +42,13 @@ final class HostGroup {
     /// Control block: one 64-byte line per field so writers do not share lines.
     ///     0        magic, world size
     ///     64       bell (incremented and futex-woken on every change)
-    ///     128      abort word: 0, or culprit rank + 1
-    ///     192+64r  rank r: pid, arrived, done, region, offset (2 words), count (2 words)
+    ///     128      abort word: 0, or culprit rank (global) + 1
+    ///     192+64q  local rank q: pid, arrived, done, region, offset (2 words), count (2 words)
     static let magic: UInt32 = 0x5254_4847   // "RTHG"
     static func controlBytes(world: Int) -> Int { 192 + 64 * world }
     static let blockFloats = 1024
 
-    /// A buffer every rank allocated together: `buffers[q]` is rank q's copy, mapped here.
+    /// A buffer the host's ranks allocated together: `buffers[q]` is local rank q's copy, mapped here.
     final class Region {
         let index: Int
         let count: Int
@@ -53,9 +62,9 @@ final class HostGroup {
         }
     }
 
-    init(rank: Int, worldSize: Int, control: SharedMapping) {
-        self.rank = rank
-        self.worldSize = worldSize
+    init(members: [Int], local: Int, control: SharedMapping) {
+        self.members = members
+        self.local = local
         self.control = control
         scratch = .allocate(capacity: Self.blockFloats)
     }
@@ -68,7 +77,7 @@ final class HostGroup {
     private var abortWord: UnsafeMutablePointer<UInt32> { control.word(128) }
     private func line(_ r: Int) -> UnsafeMutablePointer<UInt32> { control.word(192 + 64 * r) }
 
-    /// Rank 0 stamps a fresh control block; the others check it.
+    /// The host's first rank stamps a fresh control block; the others check it.
     static func initialize(_ control: SharedMapping, world: Int) {
         control.word(0)[1] = UInt32(world)
         ringtrain_store_release(control.word(0), magic)
@@ -78,13 +87,19 @@ final class HostGroup {
         ringtrain_load_acquire(control.word(0)) == magic && control.word(0)[1] == UInt32(world)
     }
 
-    func publishPid() { ringtrain_store_release(line(rank), UInt32(bitPattern: getpid())) }
+    func publishPid() { ringtrain_store_release(line(local), UInt32(bitPattern: getpid())) }
 
     private func pid(_ r: Int) -> Int32 { Int32(bitPattern: ringtrain_load_acquire(line(r))) }
 
     private func ring() {
         _ = ringtrain_fetch_add(bell, 1)
         _ = ringtrain_futex_wake(bell)
+    }
+
+    /// The rank (global) whose failure this host's ranks are giving up for, if any.
+    var abortedBy: Int? {
+        let a = ringtrain_load_acquire(abortWord)
+        return a == 0 ? nil : Int(a) - 1
     }
 
     /// Records the first failure for every rank to see (later calls keep the first culprit).
@@ -103,7 +118,7 @@ final class HostGroup {
     func locate(_ buffer: UnsafeMutableBufferPointer<Float>) -> (region: Region, offset: Int)? {
         guard let p = buffer.baseAddress else { return nil }
         for r in regions {
-            let mine = r.buffers[rank]
+            let mine = r.buffers[local]
             if p >= mine && p + buffer.count <= mine + r.count { return (r, mine.distance(to: p)) }
         }
         return nil
@@ -112,44 +127,61 @@ final class HostGroup {
     // MARK: all-reduce
 
     /// In place over `count` floats at `offset` of `region` on every rank (same slice on all).
-    func allReduce(_ region: Region, offset: Int, count: Int, mean: Bool, seq: UInt64, timeout: Double, what: String) throws {
+    /// `scale` multiplies the sum (1/N for a mean); `across`, if given, all-reduces this rank's
+    /// locally summed segment with the other hosts (hierarchical pass).
+    func allReduce(_ region: Region, offset: Int, count: Int, scale: Float, seq: UInt64, timeout: Double, what: String,
+                   across: ((UnsafeMutableBufferPointer<Float>) throws -> Void)? = nil) throws {
         let s = UInt32(truncatingIfNeeded: seq)
-        let me = line(rank)
+        let me = line(local)
         me[3] = UInt32(region.index)
         me[4] = UInt32(truncatingIfNeeded: offset); me[5] = UInt32(truncatingIfNeeded: offset >> 32)
         me[6] = UInt32(truncatingIfNeeded: count); me[7] = UInt32(truncatingIfNeeded: count >> 32)
         ringtrain_store_release(me + 1, s)
         ring()
         try wait(field: 1, seq: s, timeout: timeout, what: what)
-        // Rank 0's slice is the reference, so every rank blames the same one.
+        // Local rank 0's slice is the reference, so every rank blames the same one.
         let ref = line(0)
-        if let q = (1..<worldSize).first(where: { q in (3...7).contains { line(q)[$0] != ref[$0] } }) {
+        if let q = (1..<size).first(where: { q in (3...7).contains { line(q)[$0] != ref[$0] } }) {
             let l = line(q)
-            abort(culprit: q)
-            throw CommError(.badFrame, rank: rank, peer: q,
-                            "rank \(q) entered \(what) with region \(l[3]), offset \(Int(l[4]) | Int(l[5]) << 32), "
-                            + "count \(Int(l[6]) | Int(l[7]) << 32); rank 0 with region \(ref[3]), offset \(Int(ref[4]) | Int(ref[5]) << 32), "
+            abort(culprit: members[q])
+            throw CommError(.badFrame, rank: rank, peer: members[q],
+                            "rank \(members[q]) entered \(what) with region \(l[3]), offset \(Int(l[4]) | Int(l[5]) << 32), "
+                            + "count \(Int(l[6]) | Int(l[7]) << 32); rank \(members[0]) with region \(ref[3]), offset \(Int(ref[4]) | Int(ref[5]) << 32), "
                             + "count \(Int(ref[6]) | Int(ref[7]) << 32)")
         }
-        let w = worldSize
-        let own = (rank * count / w)..<((rank + 1) * count / w)
-        reduceOwned(region.buffers.map { $0 + offset }, own, scale: mean ? 1 / Float(w) : 1)
+        let own = (local * count / size)..<((local + 1) * count / size)
+        let bufs = region.buffers.map { $0 + offset }
+        if let across {
+            // Sum into this rank's buffer only, combine with the other hosts, then hand out.
+            reduceOwned(bufs, own, scale: 1, into: local)
+            let mine = UnsafeMutableBufferPointer(start: bufs[local] + own.lowerBound, count: own.count)
+            try across(mine)
+            if scale != 1 { for i in mine.indices { mine[i] *= scale } }
+            for q in bufs.indices where q != local { (bufs[q] + own.lowerBound).update(from: mine.baseAddress!, count: own.count) }
+        } else {
+            reduceOwned(bufs, own, scale: scale, into: nil)
+        }
         ringtrain_store_release(me + 2, s)
         ring()
         try wait(field: 2, seq: s, timeout: timeout, what: what)
     }
 
-    /// Shape: bufs[q][range] for q in 0..<N → every bufs[q][i] = scale · Σ_q bufs[q][i].
-    /// Blocks of 4 KiB: the sum builds up in L1 scratch, then goes out to every buffer.
-    private func reduceOwned(_ bufs: [UnsafeMutablePointer<Float>], _ range: Range<Int>, scale: Float) {
+    /// Shape: bufs[q][range] for q in 0..<L → bufs[q][i] = scale · Σ_q bufs[q][i] for every q
+    /// (or only for q = `into`). Blocks of 4 KiB: the sum builds up in L1 scratch, then goes out.
+    private func reduceOwned(_ bufs: [UnsafeMutablePointer<Float>], _ range: Range<Int>, scale: Float, into: Int?) {
         let t = scratch
         var start = range.lowerBound
         while start < range.upperBound {
             let m = min(Self.blockFloats, range.upperBound - start)
-            let a = bufs[0] + start, b = bufs[1] + start
+            let a = bufs[0] + start
             var i = 0
-            while i + 8 <= m { t.store8(i, a.load8(i) + b.load8(i)); i += 8 }
-            while i < m { t[i] = a[i] + b[i]; i += 1 }
+            if bufs.count == 1 {
+                t.update(from: a, count: m)
+            } else {
+                let b = bufs[1] + start
+                while i + 8 <= m { t.store8(i, a.load8(i) + b.load8(i)); i += 8 }
+                while i < m { t[i] = a[i] + b[i]; i += 1 }
+            }
             for q in 2..<max(2, bufs.count) {
                 let c = bufs[q] + start
                 i = 0
@@ -162,7 +194,11 @@ final class HostGroup {
                 while i + 8 <= m { t.store8(i, t.load8(i) * v); i += 8 }
                 while i < m { t[i] *= scale; i += 1 }
             }
-            for q in bufs.indices { (bufs[q] + start).update(from: t, count: m) }
+            if let q = into {
+                (bufs[q] + start).update(from: t, count: m)
+            } else {
+                for q in bufs.indices { (bufs[q] + start).update(from: t, count: m) }
+            }
             start += m
         }
     }
@@ -178,24 +214,24 @@ final class HostGroup {
             let b = ringtrain_load_acquire(bell)
             let a = ringtrain_load_acquire(abortWord)
             if a != 0 {
-                let culprit = Int(a) - 1
+                let culprit = Int(a) - 1   // a global rank
                 throw CommError(.aborted, rank: rank, peer: culprit, "rank \(culprit) failed; \(what) abandoned")
             }
-            guard let waiting = (0..<worldSize).first(where: {
+            guard let waiting = (0..<size).first(where: {
                 Int32(bitPattern: ringtrain_load_acquire(line($0) + field) &- seq) < 0
             }) else { return }
             let now = monotonicSeconds()
             if now - lastLiveness > 0.05 {
                 lastLiveness = now
-                for q in 0..<worldSize where q != rank && ringtrain_process_alive(pid(q)) == 0 {
-                    abort(culprit: q)
-                    throw CommError(.peerLost, rank: rank, peer: q, "rank \(q) (pid \(pid(q))) exited during \(what)")
+                for q in 0..<size where q != local && ringtrain_process_alive(pid(q)) == 0 {
+                    abort(culprit: members[q])
+                    throw CommError(.peerLost, rank: rank, peer: members[q], "rank \(members[q]) (pid \(pid(q))) exited during \(what)")
                 }
             }
             if now - start > timeout {
-                abort(culprit: waiting)
-                throw CommError(.timeout, rank: rank, peer: waiting,
-                                "no progress from rank \(waiting) for \(fmtSeconds(now - start)) in \(what) (seq \(seq))")
+                abort(culprit: members[waiting])
+                throw CommError(.timeout, rank: rank, peer: members[waiting],
+                                "no progress from rank \(members[waiting]) for \(fmtSeconds(now - start)) in \(what) (seq \(seq))")
             }
             spins += 1
             if spins < 20 {

@@ -94,13 +94,21 @@ extension RingCommunicator {
         let w = worldSize
         let position = (rank - root + w) % w
         let what = "broadcast of \(buf.count) bytes from rank \(root)"
-        var received = 0
+        // The two edges may frame differently (shared memory in, TCP out): an outgoing frame may
+        // leave once the bytes it covers have arrived.
+        let send = position == w - 1 ? [] : pieces(base, buf.count, output: true)
+        var received = 0, allowed = 0
         try exchange(seq: seq + 1, bucket: 0, step: 0, what: what,
-                     send: position == w - 1 ? [] : pieces(base, buf.count, output: true),
+                     send: send,
                      recv: position == 0 ? [] : pieces(base, buf.count, output: false),
-                     sendAllowed: position == 0 ? nil : { received }) { p, data, _ in
+                     sendAllowed: position == 0 ? nil : {
+                         while allowed < send.count && base.distance(to: send[allowed].base) + send[allowed].bytes <= received {
+                             allowed += 1
+                         }
+                         return allowed
+                     }) { p, data, _ in
             p.base.copyMemory(from: data, byteCount: p.bytes)
-            received += 1
+            received = base.distance(to: p.base) + p.bytes
         }
         try finishSends(what)
     }
@@ -131,7 +139,7 @@ extension RingCommunicator {
                          recv: [Piece(base: storage[0].baseAddress!, bytes: -1, index: 0)], anySize: true,
                          sharedMemory: false) { _, data, count in
                 guard count <= limit else {
-                    throw CommError(.badFrame, rank: rank, peer: predecessor, "all-gather payload of \(count) bytes exceeds \(limit)")
+                    throw CommError(.badFrame, rank: label(rank), peer: label(predecessor), "all-gather payload of \(count) bytes exceeds \(limit)")
                 }
                 out[from] = Array(UnsafeRawBufferPointer(start: data, count: count))
             }
@@ -142,7 +150,7 @@ extension RingCommunicator {
     /// Waits until libzmq no longer reads the caller's buffer (every zero-copy frame released).
     func finishSends(_ what: String) throws {
         guard tracker.waitForAll(timeout: options.timeout) else {
-            throw CommError(.timeout, rank: rank, peer: successor, "rank \(successor) did not take the last frames of \(what)")
+            throw CommError(.timeout, rank: label(rank), peer: label(successor), "rank \(label(successor)) did not take the last frames of \(what)")
         }
     }
 }

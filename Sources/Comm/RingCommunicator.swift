@@ -121,6 +121,11 @@ public final class RingCommunicator: Communicator {
     public let runID: UInt64
     public let options: Options
     public let peers: [String]
+    private let peerKeys: [String]
+    private let labels: [Int]?
+    private let externalAbort: (() -> Int?)?
+    /// The number errors use for ring position r (see `init(…labels:…)`).
+    func label(_ r: Int) -> Int { labels?[r] ?? r }
     var successor: Int { (rank + 1) % worldSize }
     var predecessor: Int { (rank + worldSize - 1) % worldSize }
 
@@ -151,6 +156,9 @@ public final class RingCommunicator: Communicator {
     private var predSegment: SharedSegment?
     /// Set when every rank runs on this host: buffers from `allocateBuffer` are reduced in place.
     private var hostGroup: HostGroup?
+    /// When the job spans hosts with several ranks each: the ring joining this rank with the
+    /// ranks of the same local index on the other hosts (`members`: their global ranks).
+    private var acrossHosts: (ring: RingCommunicator, members: [Int])?
     /// Part of every shared-memory name: rank 0's random tag, agreed at set-up.
     private var shmTag = ""
     private var header = [UInt8](repeating: 0, count: FrameHeader.size)
@@ -160,13 +168,25 @@ public final class RingCommunicator: Communicator {
     /// Forms the ring: connects to the successor's endpoint and exchanges hello frames with
     /// both neighbours. `peers[r]` is rank r's listener endpoint; with CURVE, `peerKeys[r]` is
     /// its public key (only those keys may connect to this rank's input).
-    public init(listener: RingListener, rank: Int, peers: [String], runID: UInt64, options: Options = Options(),
-                peerKeys: [String] = []) throws {
+    public convenience init(listener: RingListener, rank: Int, peers: [String], runID: UInt64, options: Options = Options(),
+                            peerKeys: [String] = []) throws {
+        try self.init(listener: listener, rank: rank, peers: peers, runID: runID, options: options, peerKeys: peerKeys,
+                      labels: nil, externalAbort: nil)
+    }
+
+    /// `labels[r]`: the number errors and abort frames use for ring position r (the job's rank,
+    /// for a ring among some of its ranks); `externalAbort` is polled while waiting and returns
+    /// the rank whose failure this ring must give up for (a failure elsewhere on this host).
+    init(listener: RingListener, rank: Int, peers: [String], runID: UInt64, options: Options,
+         peerKeys: [String], labels: [Int]?, externalAbort: (() -> Int?)?) throws {
         precondition(peers.indices.contains(rank))
+        self.labels = labels
+        self.externalAbort = externalAbort
         self.listener = listener
         self.rank = rank
         self.worldSize = peers.count
         self.peers = peers
+        self.peerKeys = peerKeys
         self.runID = runID
         self.options = options
         push = try ZSocket(listener.context, .push)
@@ -229,26 +249,63 @@ public final class RingCommunicator: Communicator {
                 outbox = out
             }
         }
-        if options.sharedBuffers && ids.allSatisfy({ $0 == ids[rank] }) { try setUpHostGroup() }
+        if options.sharedBuffers { try setUpHostGroup(ids: ids.map(String.init)) }
     }
 
     private func sharedName(_ suffix: String) -> String { "/ringtrain-\(String(runID, radix: 16))-\(shmTag)-\(suffix)" }
 
-    /// Every rank is on this host: rank 0 creates the control block, the others map it.
-    private func setUpHostGroup() throws {
-        let name = sharedName("host"), bytes = HostGroup.controlBytes(world: worldSize)
+    /// In-place all-reduce among the ranks of each host: when every rank is on one host, or when
+    /// every host has the same number (≥ 2) of ranks — then also a ring per local index across
+    /// hosts. The host's first rank creates the control block, the others map it.
+    private func setUpHostGroup(ids: [String]) throws {
+        var hosts: [String] = []
+        for id in ids where !hosts.contains(id) { hosts.append(id) }
+        let byHost = hosts.map { h in (0..<worldSize).filter { ids[$0] == h } }
+        let host = hosts.firstIndex(of: ids[rank])!
+        let members = byHost[host], local = members.firstIndex(of: rank)!
+        guard hosts.count == 1 || (byHost.allSatisfy { $0.count == members.count } && members.count >= 2) else { return }
+        let name = sharedName("host\(host)"), bytes = HostGroup.controlBytes(world: members.count)
         var control: SharedMapping?
-        if rank == 0 {
+        if local == 0 {
             control = try? SharedMapping.create(name, bytes: bytes)
-            if let c = control { HostGroup.initialize(c, world: worldSize) }
+            if let c = control { HostGroup.initialize(c, world: members.count) }
         }
-        guard try agree(rank != 0 || control != nil) else { control?.unlink(); return }
-        if rank != 0 { control = (try? SharedMapping.open(name, bytes: bytes)).flatMap { HostGroup.isValid($0, world: worldSize) ? $0 : nil } }
-        let group = control.map { HostGroup(rank: rank, worldSize: worldSize, control: $0) }
+        guard try agree(local != 0 || control != nil) else { control?.unlink(); return }
+        if local != 0 {
+            control = (try? SharedMapping.open(name, bytes: bytes)).flatMap { HostGroup.isValid($0, world: members.count) ? $0 : nil }
+        }
+        let group = control.map { HostGroup(members: members, local: local, control: $0) }
         group?.publishPid()
-        let agreed = try agree(group != nil)
-        if rank == 0 { control?.unlink() }
-        if agreed { queue.sync { hostGroup = group } }
+        var across: (ring: RingCommunicator, members: [Int])?
+        var ok = group != nil
+        if hosts.count > 1 {
+            // Every rank binds one more input on the interface of its ring input.
+            let sub = try? RingListener(bind: Self.anyPort(listener.endpoint), curve: listener.curve)
+            let endpoints = try allGather(Array((sub?.endpoint ?? "").utf8)).map { String(decoding: $0, as: UTF8.self) }
+            let ring = byHost.map { $0[local] }
+            if let sub, ok, !ring.contains(where: { endpoints[$0].isEmpty }) {
+                var o = options
+                o.sharedMemory = false
+                o.sharedBuffers = false
+                do {
+                    across = (try RingCommunicator(listener: sub, rank: host, peers: ring.map { endpoints[$0] },
+                                                   runID: runID &+ UInt64(local + 1), options: o,
+                                                   peerKeys: peerKeys.isEmpty ? [] : ring.map { peerKeys[$0] },
+                                                   labels: ring, externalAbort: { group?.abortedBy }), ring)
+                } catch { ok = false }
+            } else {
+                ok = false
+            }
+        }
+        let agreed = try agree(ok)
+        if local == 0 { control?.unlink() }
+        if agreed { queue.sync { hostGroup = group; acrossHosts = across } }
+    }
+
+    /// `tcp://host:port` → `tcp://host:*`.
+    static func anyPort(_ endpoint: String) -> String {
+        guard let colon = endpoint.lastIndex(of: ":") else { return endpoint }
+        return String(endpoint[..<colon]) + ":*"
     }
 
     /// True if `ok` holds on every rank (an all-gather, so every rank gets the same answer).
@@ -256,12 +313,28 @@ public final class RingCommunicator: Communicator {
         try allGather([ok ? 1 : 0]).allSatisfy { $0 == [1] }
     }
 
-    /// Whether every rank is on this host, so that buffers from `allocateBuffer` are shared.
+    /// Whether buffers from `allocateBuffer` are shared with this host's other ranks (and
+    /// all-reduced in place, across hosts through a ring per local index).
     public var sharesBuffers: Bool { queue.sync { hostGroup != nil } }
 
+    /// Whether in-place all-reduces also cross hosts (hierarchical).
+    public var isHierarchical: Bool { queue.sync { acrossHosts != nil } }
+
+    /// The hierarchical pass's middle: sum this rank's part with the same local index on every
+    /// other host. Errors name global ranks.
+    private func reduceAcross(_ a: (ring: RingCommunicator, members: [Int]), _ part: UnsafeMutableBufferPointer<Float>,
+                              bucket: Int, compress: Bool) throws {
+        do {
+            if compress { try a.ring.allReduceAsync(part, mean: false, bucket: bucket).wait() } else { try a.ring.allReduceSum(part) }
+        } catch let e as CommError {
+            throw CommError(e.reason, rank: rank, peer: e.peer, "across hosts: \(e.message)")
+        }
+    }
+
     /// `count` zeroed floats for collectives; a collective call (every rank, same order and
-    /// count). When every rank is on this host the buffer lives in shared memory that all ranks
-    /// map, and all-reduces of slices of it run in place (`HostGroup`); otherwise it is private.
+    /// count). With in-place all-reduce set up (`sharesBuffers`) the buffer lives in shared
+    /// memory that this host's ranks all map, and all-reduces of slices of it run in place
+    /// (`HostGroup`); otherwise it is private.
     public func allocateBuffer(count: Int) throws -> FloatStorage {
         guard let group = queue.sync(execute: { hostGroup }), count > 0 else { return FloatStorage(count: count) }
         let index = queue.sync { group.regionCount }
@@ -269,7 +342,7 @@ public final class RingCommunicator: Communicator {
         let bytes = (count * 4 + 4095) / 4096 * 4096
         let own = try? SharedMapping.create(name(rank), bytes: bytes)
         guard try agree(own != nil) else { own?.unlink(); return FloatStorage(count: count) }
-        let mappings = (0..<worldSize).map { r in r == rank ? own : try? SharedMapping.open(name(r), bytes: bytes) }
+        let mappings = group.members.map { r in r == rank ? own : try? SharedMapping.open(name(r), bytes: bytes) }
         let agreed = try agree(!mappings.contains { $0 == nil })
         own?.unlink()
         guard agreed, let own else { return FloatStorage(count: count) }
@@ -303,8 +376,9 @@ public final class RingCommunicator: Communicator {
     private func startAllReduce(_ buffer: UnsafeMutableBufferPointer<Float>, mean: Bool, bucket: Int, compress: Bool) -> CommHandle {
         submit { [self] seq in
             if let g = hostGroup, let (region, offset) = g.locate(buffer) {
-                try g.allReduce(region, offset: offset, count: buffer.count, mean: mean, seq: seq + 1, timeout: options.timeout,
-                                what: "all-reduce of \(buffer.count) floats, bucket \(bucket)")
+                try g.allReduce(region, offset: offset, count: buffer.count, scale: mean ? 1 / Float(worldSize) : 1, seq: seq + 1,
+                                timeout: options.timeout, what: "all-reduce of \(buffer.count) floats, bucket \(bucket)",
+                                across: acrossHosts.map { a in { part in try self.reduceAcross(a, part, bucket: bucket, compress: compress) } })
             } else if compress {
                 try ringAllReduceBF16(buffer, mean: mean, bucket: bucket, seq: seq)
             } else {
@@ -334,6 +408,14 @@ public final class RingCommunicator: Communicator {
         return out
     }
 
+    /// Fails this ring (unless it already has) because of rank `culprit`'s failure elsewhere:
+    /// the abort travels round the ring, so every member names the same rank.
+    func abort(culprit: Int) {
+        queue.async { [self] in
+            if failure == nil { fail(CommError(.aborted, rank: label(rank), peer: culprit, "rank \(culprit) failed")) }
+        }
+    }
+
     /// Whether an earlier collective failed (later ones fail at once with the same error).
     public var isBroken: Bool { queue.sync { failure != nil } }
 
@@ -359,7 +441,7 @@ public final class RingCommunicator: Communicator {
 
     private func asCommError(_ error: Error) -> CommError {
         if let c = error as? CommError { return c }
-        return CommError(.transport, rank: rank, peer: nil, "\(error)")
+        return CommError(.transport, rank: label(rank), peer: nil, "\(error)")
     }
 
     /// Records the failure and tells the successor, so the news travels around the ring. The
@@ -368,8 +450,9 @@ public final class RingCommunicator: Communicator {
     private func fail(_ e: CommError) {
         failure = e
         hostGroup?.abort(culprit: e.peer ?? rank)
-        if successorGone || (e.reason == .peerLost && e.peer == successor) { return }
-        let culprit = e.peer ?? rank
+        if let a = acrossHosts { a.ring.abort(culprit: e.peer ?? rank) }
+        if successorGone || (e.reason == .peerLost && e.peer == label(successor)) { return }
+        let culprit = e.peer ?? label(rank)
         let reason = Array((e.reason == .aborted ? e.message : e.description).utf8)
         let h = FrameHeader(kind: .abort, step: 0, runID: runID, sequence: 0, bucket: culprit, chunk: 0,
                             bytes: reason.count)
@@ -441,7 +524,7 @@ public final class RingCommunicator: Communicator {
                     let h = try checkHeader(UnsafeRawBufferPointer(start: slot, count: FrameHeader.size),
                                             expected: expected, anySize: anySize, what: what, drainFrom: nil)
                     guard Int(h.bytes) <= inb.slotBytes else {
-                        throw CommError(.badFrame, rank: rank, peer: predecessor, "shared-memory frame of \(h.bytes) bytes exceeds its slot")
+                        throw CommError(.badFrame, rank: label(rank), peer: label(predecessor), "shared-memory frame of \(h.bytes) bytes exceeds its slot")
                     }
                     try onReceive(p, slot + 64, Int(h.bytes))
                     inb.release(producer: prod)
@@ -457,25 +540,28 @@ public final class RingCommunicator: Communicator {
             if inbox != nil, let stray = try pull.receiveMessage(dontWait: true) {
                 try rejectStray(stray, what: what)
             }
+            if let culprit = externalAbort?() {
+                throw CommError(.aborted, rank: label(rank), peer: culprit, "rank \(culprit) failed; \(what) abandoned")
+            }
             try checkConnections()
             // A neighbour that has closed matters only if this step still needs it. A closed
             // predecessor may have left frames in flight: look once more before giving up.
             if successorGone && si < send.count {
                 try awaitAbort(grace: min(1, options.timeout / 2))
-                throw CommError(.peerLost, rank: rank, peer: successor,
-                                "connection to rank \(successor) at \(peers[successor]) closed during \(what)")
+                throw CommError(.peerLost, rank: label(rank), peer: label(successor),
+                                "connection to rank \(label(successor)) at \(peers[successor]) closed during \(what)")
             }
             if predecessorGone && ri < recv.count {
                 if inbox?.peek() != nil { continue }
                 if try ZPoll.wait([ZPoll.Item(pull, read: true)], timeoutMs: 100)[0].readable { continue }
-                throw CommError(.peerLost, rank: rank, peer: predecessor,
-                                "connection from rank \(predecessor) (\(predAddress ?? "?")) closed during \(what)")
+                throw CommError(.peerLost, rank: label(rank), peer: label(predecessor),
+                                "connection from rank \(label(predecessor)) (\(predAddress ?? "?")) closed during \(what)")
             }
             let waited = monotonicSeconds() - last
             if waited > timeout {
                 let (peer, dir) = ri < recv.count ? (predecessor, "from") : (successor, "to")
-                throw CommError(.timeout, rank: rank, peer: peer,
-                                "no progress \(dir) rank \(peer) for \(fmtSeconds(waited)) in \(what) (seq \(seq), step \(step))")
+                throw CommError(.timeout, rank: label(rank), peer: label(peer),
+                                "no progress \(dir) rank \(label(peer)) for \(fmtSeconds(waited)) in \(what) (seq \(seq), step \(step))")
             }
             var items = [ZPoll.Item(listener.monitor.pair, read: true), ZPoll.Item(pushMonitor.pair, read: true),
                          ZPoll.Item(pull, read: true)]
@@ -515,7 +601,7 @@ public final class RingCommunicator: Communicator {
         }
         if h.kind == .abort, drainFrom != nil {
             let text = (try? pull.receiveMessage()).flatMap { $0 }.map { String(decoding: $0.bytes, as: UTF8.self) } ?? ""
-            throw CommError(.aborted, rank: rank, peer: Int(h.bucket), text)
+            throw CommError(.aborted, rank: label(rank), peer: Int(h.bucket), text)
         }
         var e = expected
         if anySize { e.bytes = h.bytes }
@@ -529,7 +615,7 @@ public final class RingCommunicator: Communicator {
         if first.more, case .success(let h) = FrameHeader.decode(UnsafeRawBufferPointer(start: first.data, count: first.count)) {
             if h.kind == .abort {
                 let text = (try pull.receiveMessage()).map { String(decoding: $0.bytes, as: UTF8.self) } ?? ""
-                throw CommError(.aborted, rank: rank, peer: Int(h.bucket), text)
+                throw CommError(.aborted, rank: label(rank), peer: Int(h.bucket), text)
             }
             throw badFrame("unexpected \(h.kind) \(h.summary) on the socket (data travels through shared memory)",
                            what: what, drainFrom: first)
@@ -539,8 +625,8 @@ public final class RingCommunicator: Communicator {
 
     private func badFrame(_ m: String, what: String, drainFrom: ZMessage?) -> CommError {
         if let f = drainFrom { drain(f) }
-        return CommError(.badFrame, rank: rank, peer: predecessor,
-                         "invalid frame on the ring input from rank \(predecessor) during \(what): \(m)")
+        return CommError(.badFrame, rank: label(rank), peer: label(predecessor),
+                         "invalid frame on the ring input from rank \(label(predecessor)) during \(what): \(m)")
     }
 
     /// The successor's connection closed: it died, or it failed for another reason and exited.
@@ -556,7 +642,7 @@ public final class RingCommunicator: Communicator {
             if case .success(let h) = FrameHeader.decode(UnsafeRawBufferPointer(start: first.data, count: first.count)),
                h.kind == .abort, first.more {
                 let text = (try pull.receiveMessage()).map { String(decoding: $0.bytes, as: UTF8.self) } ?? ""
-                throw CommError(.aborted, rank: rank, peer: Int(h.bucket), text)
+                throw CommError(.aborted, rank: label(rank), peer: Int(h.bucket), text)
             }
             drain(first)
         }

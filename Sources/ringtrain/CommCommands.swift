@@ -27,20 +27,27 @@ struct ByteSize: ExpressibleByArgument, CustomStringConvertible {
 /// Returns the exit code of each rank. `hosts[r]` is the address rank r binds its ring input to,
 /// `wrap` a command prefix per rank (`{rank}` replaced), e.g. `ip netns exec rt-h{rank}` to put
 /// each rank on its own emulated host.
+/// `ranksPerHost` > 0 gives consecutive ranks the same RINGTRAIN_HOST_ID, so one machine acts
+/// as world / ranksPerHost hosts.
 func launchCommWorkers(world: Int, workerArguments: [String], timeout: Double,
                        rendezvousHost: String = "127.0.0.1", hosts: [String] = [], wrap: String = "",
-                       onStarted: ((ProcessGroup) -> Void)? = nil) throws -> [Int32] {
+                       ranksPerHost: Int = 0, onStarted: ((ProcessGroup) -> Void)? = nil) throws -> [Int32] {
     let ctx = ZContext()
     let router = try ZSocket(ctx, .router)
     try router.bind("tcp://\(rendezvousHost):*")
     let group = ProcessGroup()
     let exe = ProcessGroup.currentExecutable
     for r in 0..<world {
-        let prefix = wrap.split(separator: " ").map { $0.replacingOccurrences(of: "{rank}", with: String(r)) }
+        let prefix = wrap.split(separator: " ").map {
+            $0.replacingOccurrences(of: "{rank}", with: String(r))
+                .replacingOccurrences(of: "{host}", with: String(ranksPerHost > 0 ? r / ranksPerHost : r))
+        }
         let bind = hosts.isEmpty ? [] : ["--bind", hosts[r % hosts.count]]
         try group.start(prefix + [exe, "comm-worker", "--rendezvous", router.lastEndpoint, "--rank", String(r),
                                   "--world", String(world)] + bind + workerArguments,
-                        environment: ["OPENBLAS_NUM_THREADS": "1"], name: "rank \(r)", prefix: "")
+                        environment: ["OPENBLAS_NUM_THREADS": "1"].merging(
+                            ranksPerHost > 0 ? ["RINGTRAIN_HOST_ID": "host\(r / ranksPerHost)"] : [:]) { $1 },
+                        name: "rank \(r)", prefix: "")
     }
     do {
         try Rendezvous.serve(router, world: world, runID: UInt64.random(in: 1...UInt64.max), timeout: timeout)
@@ -71,7 +78,7 @@ struct BenchAllReduce: ParsableCommand {
     var bind: [String] = ["127.0.0.1"]
     @Option(help: "Address the rendezvous listens on (must be reachable from every worker).")
     var rendezvousHost = "127.0.0.1"
-    @Option(help: "Command prefix for each worker, {rank} replaced (e.g. \"ip netns exec rt-h{rank}\").")
+    @Option(help: "Command prefix for each worker, {rank} and {host} (rank / --ranks-per-host) replaced (e.g. \"ip netns exec rt-h{rank}\").")
     var wrap = ""
     @Option(help: "auto: shared memory between processes on one host, TCP otherwise; tcp: TCP only.")
     var transport = "auto"
@@ -82,6 +89,8 @@ struct BenchAllReduce: ParsableCommand {
     var buffers = "shared"
     @Option(help: "none, or bf16: buckets travel the ring as bfloat16 (results checked to bf16 precision).")
     var compression = "none"
+    @Option(help: "Act as if every N consecutive workers shared a host (0: the real topology).")
+    var ranksPerHost = 0
 
     func validate() throws {
         guard workers >= 2 else { throw ValidationError("--workers must be at least 2") }
@@ -100,7 +109,7 @@ struct BenchAllReduce: ParsableCommand {
         if let i = iters { args += ["--iters", String(i)] }
         args += extra
         let codes = try launchCommWorkers(world: workers, workerArguments: args, timeout: 60,
-                                          rendezvousHost: rendezvousHost, hosts: bind, wrap: wrap)
+                                          rendezvousHost: rendezvousHost, hosts: bind, wrap: wrap, ranksPerHost: ranksPerHost)
         if codes.contains(where: { $0 != 0 }) { throw CLIError("worker exit codes \(codes)") }
     }
 }
@@ -182,7 +191,8 @@ struct CommWorker: ParsableCommand {
     func bench(_ comm: RingCommunicator) throws {
         if rank == 0 {
             let t = comm.transport
-            let how = buffers == "shared" && comm.sharesBuffers ? "shared buffers reduced in place"
+            let how = buffers == "shared" && comm.sharesBuffers
+                ? "shared buffers reduced in place" + (comm.isHierarchical ? " per host, a ring per local index across hosts" : "")
                 : "ring, rank 0 edges: in \(t.input), out \(t.output), chunk \(chunk) bytes"
                     + (compression == "bf16" ? ", bf16 on the wire" : "")
             print("# workers \(world), \(how); algbw = S/t, busbw = algbw·2(N−1)/N")
@@ -244,7 +254,7 @@ struct CommWorker: ParsableCommand {
             throw CLIError("rank \(rank): all-gather returned \(g)")
         }
         print("CHECK OK rank=\(rank) transport=\(comm.transport.input)/\(comm.transport.output) "
-              + "in-place=\(buffers == "shared" && comm.sharesBuffers) sizes=\(sizes)")
+              + "in-place=\(buffers == "shared" && comm.sharesBuffers) hierarchical=\(buffers == "shared" && comm.isHierarchical) sizes=\(sizes)")
     }
 
     /// All-reduces one buffer until something fails (for fault tests).
@@ -280,13 +290,14 @@ struct CommTest: ParsableCommand {
     @Option var transport = "auto"
     @Option var buffers = "private"
     @Option var compression = "none"
+    @Option var ranksPerHost = 0
 
     func run() throws {
         var args = ["--mode", mode, "--chunk", String(chunk), "--timeout", String(timeout), "--transport", transport,
                     "--buffers", buffers, "--compression", compression]
         for s in sizes { args += ["--size", String(s)] }
         if let i = iters { args += ["--iters", String(i)] }
-        let codes = try launchCommWorkers(world: workers, workerArguments: args, timeout: 60) { group in
+        let codes = try launchCommWorkers(world: workers, workerArguments: args, timeout: 60, ranksPerHost: ranksPerHost) { group in
             guard let k = killRank else { return }
             Threads.sleep(seconds: killAfter)
             let victim = group.children[k]

@@ -58,3 +58,36 @@ func multiProcessCompressedRing() throws {
     let r = Fixtures.run(args)
     #expect(r.status == 0 && Fixtures.records(r.output, "CHECK").count == 4, "\(r.output)")
 }
+
+/// One machine acting as several hosts (RINGTRAIN_HOST_ID per rank): buffers are reduced in
+/// place per host with a ring per local index across hosts (hierarchical), exact sums, Float32
+/// and bf16; and the flat ring over mixed edges (shared memory within a host, TCP between).
+@Test(.timeLimit(.minutes(10)), arguments: [(4, 2, "shared", "none"), (6, 3, "shared", "bf16"), (6, 2, "shared", "none"),
+                                            (4, 2, "private", "none")])
+func multiHostTopologies(world: Int, perHost: Int, buffers: String, compression: String) throws {
+    var args = [Fixtures.ringtrain, "comm-test", "--workers", String(world), "--ranks-per-host", String(perHost),
+                "--chunk", "65536", "--timeout", "20", "--buffers", buffers, "--compression", compression]
+    for n in [0, 1, world - 1, world, world + 1, 1_000_003] { args += ["--size", String(n)] }
+    let r = Fixtures.run(args)
+    let checks = Fixtures.records(r.output, "CHECK")
+    #expect(r.status == 0 && checks.count == world, "\(r.output)")
+    #expect(checks.allSatisfy { $0["hierarchical"] == String(buffers == "shared") }, "\(r.output)")
+    #expect(checks.allSatisfy { $0["in-place"] == String(buffers == "shared") }, "\(r.output)")
+    #expect(Set(checks.compactMap { $0["transport"] }) == ["shm/tcp", "tcp/shm"] || perHost > 2, "\(r.output)")
+}
+
+/// SIGKILL one rank of a two-host, four-rank job in the hierarchical path: its host peer sees it
+/// exit, its cross-host peer sees the connection close, the fourth hears through the abort — all
+/// name the same rank within the 2 s timeout.
+@Test(.timeLimit(.minutes(10)))
+func killedRankIsReportedAcrossHosts() throws {
+    let r = Fixtures.run([Fixtures.ringtrain, "comm-test", "--workers", "4", "--ranks-per-host", "2", "--mode", "soak",
+                          "--buffers", "shared", "--size", "2000000", "--timeout", "2", "--kill-rank", "2", "--kill-after", "1.5"])
+    let killedAt = try #require(Double(Fixtures.records(r.output, "KILLED").first?["t"] ?? ""), "\(r.output)")
+    let errors = Fixtures.records(r.output, "COMMERROR")
+    #expect(Set(errors.compactMap { $0["rank"] }) == ["0", "1", "3"], "\(r.output)")
+    for e in errors {
+        #expect(e["peer"] == "2", "\(r.output)")
+        #expect((Double(e["t"] ?? "") ?? .infinity) - killedAt < 2.5, "\(r.output)")
+    }
+}
