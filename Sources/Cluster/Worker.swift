@@ -104,7 +104,8 @@ public final class WorkerRuntime {
         let trainer = try Trainer(job: job, data: data, comm: comm)
         let t = comm.transport
         trainer.log("ring of \(welcome.world): rank \(welcome.rank) on \(welcome.hosts[welcome.rank]), edges in \(t.input) / out \(t.output)"
-                    + (comm.sharesBuffers ? ", gradients all-reduced in place in shared memory" : "")
+                    + (comm.isHierarchical ? ", gradients all-reduced in place per host, then across hosts"
+                       : comm.sharesBuffers ? ", gradients all-reduced in place in shared memory" : "")
                     + (options.curve != nil ? ", CURVE encryption on" : ""))
         if let path = welcome.resume {
             try trainer.restore(try Checkpoint.loadShared(path, comm: comm))
