@@ -1,0 +1,144 @@
+import Dispatch
+import TensorCore
+
+/// Shared memory on a host: ring edges between co-located neighbours, and the buffers that
+/// ranks on one host all-reduce in place (`HostGroup`), hierarchically when the job spans hosts.
+extension RingCommunicator {
+    /// Switches edges between processes on the same host to shared memory. Every step is
+    /// agreed through all-gathers over TCP, so both ends of an edge switch together, and any
+    /// rank's failure leaves the whole ring on TCP.
+    func setUpSharedMemory() throws {
+        // Host identities, and rank 0's random tag: names stay unique even when two jobs on
+        // this host share a run id.
+        let gathered = try allGather(Array("\(UInt64.random(in: 1...UInt64.max))|\(hostIdentity())".utf8))
+            .map { String(decoding: $0, as: UTF8.self) }
+        shmTag = String(gathered[0].prefix { $0 != "|" })
+        let ids = gathered.map { $0.drop { $0 != "|" } }
+        let useIn = ids[predecessor] == ids[rank], useOut = ids[successor] == ids[rank]
+        let slotBytes = (max(4, options.sharedMemoryChunkBytes) + 63) / 64 * 64
+        let slots = max(2, options.sharedMemorySlots)
+        func name(_ r: Int) -> String { sharedName(String(r)) }
+        var own: SharedSegment?
+        var ok = true
+        if useIn || useOut {
+            do { own = try SharedSegment.create(name(rank), slots: slots, slotBytes: slotBytes) } catch { ok = false }
+        }
+        // Everyone has created its segment (or failed) once this returns.
+        guard try allGather([ok ? 1 : 0]).allSatisfy({ $0 == [1] }) else { own?.unlink(); return }
+        var out: SharedSegment?, pred: SharedSegment?
+        do {
+            if useOut { out = try SharedSegment.open(name(successor), slots: slots, slotBytes: slotBytes) }
+            if useIn { pred = try SharedSegment.open(name(predecessor), slots: slots, slotBytes: slotBytes) }
+        } catch { ok = false }
+        let agreed = try allGather([ok ? 1 : 0]).allSatisfy { $0 == [1] }
+        own?.unlink()   // mapped by everyone who needs it: the name is no longer needed
+        if agreed {
+            queue.sync {
+                mine = own
+                inbox = useIn ? own : nil
+                predSegment = pred
+                outbox = out
+            }
+        }
+        if options.sharedBuffers { try setUpHostGroup(ids: ids.map(String.init)) }
+    }
+
+    private func sharedName(_ suffix: String) -> String { "/ringtrain-\(String(runID, radix: 16))-\(shmTag)-\(suffix)" }
+
+    /// In-place all-reduce among the ranks of each host: when every rank is on one host, or when
+    /// every host has the same number (≥ 2) of ranks — then also a ring per local index across
+    /// hosts. The host's first rank creates the control block, the others map it.
+    private func setUpHostGroup(ids: [String]) throws {
+        var hosts: [String] = []
+        for id in ids where !hosts.contains(id) { hosts.append(id) }
+        let byHost = hosts.map { h in (0..<worldSize).filter { ids[$0] == h } }
+        let host = hosts.firstIndex(of: ids[rank])!
+        let members = byHost[host], local = members.firstIndex(of: rank)!
+        guard hosts.count == 1 || (byHost.allSatisfy { $0.count == members.count } && members.count >= 2) else { return }
+        let name = sharedName("host\(host)"), bytes = HostGroup.controlBytes(world: members.count)
+        var control: SharedMapping?
+        if local == 0 {
+            control = try? SharedMapping.create(name, bytes: bytes)
+            if let c = control { HostGroup.initialize(c, world: members.count) }
+        }
+        guard try agree(local != 0 || control != nil) else { control?.unlink(); return }
+        if local != 0 {
+            control = (try? SharedMapping.open(name, bytes: bytes)).flatMap { HostGroup.isValid($0, world: members.count) ? $0 : nil }
+        }
+        let group = control.map { HostGroup(members: members, local: local, control: $0) }
+        group?.publishPid()
+        var across: (ring: RingCommunicator, members: [Int])?
+        var ok = group != nil
+        if hosts.count > 1 {
+            // Every rank binds one more input on the interface of its ring input.
+            let sub = try? RingListener(bind: Self.anyPort(listener.endpoint), curve: listener.curve)
+            let endpoints = try allGather(Array((sub?.endpoint ?? "").utf8)).map { String(decoding: $0, as: UTF8.self) }
+            let ring = byHost.map { $0[local] }
+            if let sub, ok, !ring.contains(where: { endpoints[$0].isEmpty }) {
+                var o = options
+                o.sharedMemory = false
+                o.sharedBuffers = false
+                do {
+                    across = (try RingCommunicator(listener: sub, rank: host, peers: ring.map { endpoints[$0] },
+                                                   runID: runID &+ UInt64(local + 1), options: o,
+                                                   peerKeys: peerKeys.isEmpty ? [] : ring.map { peerKeys[$0] },
+                                                   labels: ring, externalAbort: { group?.abortedBy }), ring)
+                } catch { ok = false }
+            } else {
+                ok = false
+            }
+        }
+        let agreed = try agree(ok)
+        if local == 0 { control?.unlink() }
+        if agreed { queue.sync { hostGroup = group; acrossHosts = across } }
+    }
+
+    /// `tcp://host:port` → `tcp://host:*`.
+    static func anyPort(_ endpoint: String) -> String {
+        guard let colon = endpoint.lastIndex(of: ":") else { return endpoint }
+        return String(endpoint[..<colon]) + ":*"
+    }
+
+    /// True if `ok` holds on every rank (an all-gather, so every rank gets the same answer).
+    private func agree(_ ok: Bool) throws -> Bool {
+        try allGather([ok ? 1 : 0]).allSatisfy { $0 == [1] }
+    }
+
+    /// Whether buffers from `allocateBuffer` are shared with this host's other ranks (and
+    /// all-reduced in place, across hosts through a ring per local index).
+    public var sharesBuffers: Bool { queue.sync { hostGroup != nil } }
+
+    /// Whether in-place all-reduces also cross hosts (hierarchical).
+    public var isHierarchical: Bool { queue.sync { acrossHosts != nil } }
+
+    /// The hierarchical pass's middle: sum this rank's part with the same local index on every
+    /// other host. Errors name global ranks.
+    func reduceAcross(_ a: (ring: RingCommunicator, members: [Int]), _ part: UnsafeMutableBufferPointer<Float>,
+                              bucket: Int, compress: Bool) throws {
+        do {
+            if compress { try a.ring.allReduceAsync(part, mean: false, bucket: bucket).wait() } else { try a.ring.allReduceSum(part) }
+        } catch let e as CommError {
+            throw CommError(e.reason, rank: rank, peer: e.peer, "across hosts: \(e.message)")
+        }
+    }
+
+    /// `count` zeroed floats for collectives; a collective call (every rank, same order and
+    /// count). With in-place all-reduce set up (`sharesBuffers`) the buffer lives in shared
+    /// memory that this host's ranks all map, and all-reduces of slices of it run in place
+    /// (`HostGroup`); otherwise it is private.
+    public func allocateBuffer(count: Int) throws -> FloatStorage {
+        guard let group = queue.sync(execute: { hostGroup }), count > 0 else { return FloatStorage(count: count) }
+        let index = queue.sync { group.regionCount }
+        func name(_ r: Int) -> String { sharedName("b\(index)-\(r)") }
+        let bytes = (count * 4 + 4095) / 4096 * 4096
+        let own = try? SharedMapping.create(name(rank), bytes: bytes)
+        guard try agree(own != nil) else { own?.unlink(); return FloatStorage(count: count) }
+        let mappings = group.members.map { r in r == rank ? own : try? SharedMapping.open(name(r), bytes: bytes) }
+        let agreed = try agree(!mappings.contains { $0 == nil })
+        own?.unlink()
+        guard agreed, let own else { return FloatStorage(count: count) }
+        let region = HostGroup.Region(index: index, count: count, mappings: mappings.map { $0! })
+        queue.sync { group.add(region) }
+        return FloatStorage(external: own.base.assumingMemoryBound(to: Float.self), count: count, owner: region)
+    }
+}
