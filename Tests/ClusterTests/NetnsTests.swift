@@ -57,6 +57,48 @@ func multiHostTrainingOverEmulatedLANWithCurve() throws {
     for i in 1...3 { #expect(log.contains("198.18.0.1\(i):"), "worker on host \(i) joined with its LAN address") }
 }
 
+/// Two emulated hosts with two workers each, CURVE on: gradients are all-reduced in place on
+/// each host and through a ring per local index across hosts; the job finishes with replicas
+/// identical at every check (every 8 steps).
+@Test(.enabled(if: netnsAvailable, "needs root and `ip netns` (cluster/netns/lan check failed)"),
+      .timeLimit(.minutes(10)))
+func hierarchicalTrainingOnTwoHostsWithTwoWorkersEach() throws {
+    let lan = Fixtures.packageRoot + "/cluster/netns/lan"
+    let dir = Fixtures.tempDirectory("lan2x2")
+    let job = try writeJob(dir, epochs: 2, batch: 16, samples: 4096)
+    let prefix = "rth\(getpid() % 10000)"
+    func lanRun(_ args: [String]) -> (status: Int32, output: String) {
+        Fixtures.run(["env", "RT_NETNS_PREFIX=\(prefix)", lan] + args)
+    }
+    let up = lanRun(["up", "3", "1gbit"])
+    try #require(up.status == 0, "\(up.output)")
+    defer { _ = lanRun(["down"]) }
+    func onHost(_ i: Int, _ argv: [String]) -> [String] { ["ip", "netns", "exec", "\(prefix)-h\(i)"] + argv }
+    let rt = Fixtures.ringtrain
+    for name in ["coordinator", "w1", "w2", "w3", "w4"] {
+        #expect(Fixtures.run([rt, "keygen", "\(dir)/keys/\(name)"]).status == 0)
+    }
+    try FileIO.makeDirectories("\(dir)/keys/authorized")
+    for w in ["w1", "w2", "w3", "w4"] {
+        try FileIO.writeAtomically("\(dir)/keys/authorized/\(w).pub", bytes: try FileIO.read("\(dir)/keys/\(w).pub"))
+    }
+    let endpoint = "tcp://198.18.0.10:29500"
+    let coordinator = try Started(onHost(0, [rt, "coordinator", "--listen", endpoint, "--workers", "4", job,
+                                             "--curve-key", "\(dir)/keys/coordinator.key",
+                                             "--authorized-keys", "\(dir)/keys/authorized"]))
+    #expect(coordinator.waitFor("waiting for 4 workers", timeout: 30), "\(coordinator.text)")
+    let workers = try (1...4).map { w in
+        try Started(onHost((w + 1) / 2, [rt, "worker", "--coordinator", endpoint, "--curve-key", "\(dir)/keys/w\(w).key",
+                                         "--coordinator-key", "\(dir)/keys/coordinator.pub"]))
+    }
+    for w in workers { #expect(w.wait(timeout: 240) == 0, "\(w.text)") }
+    #expect(coordinator.wait(timeout: 30) == 0, "\(coordinator.text)")
+    #expect(coordinator.text.contains("job cluster-test finished: 128 steps"), "\(coordinator.text)")
+    let logs = workers.map(\.text).joined(separator: "\n")
+    #expect(logs.contains("gradients all-reduced in place per host, then across hosts"), "\(logs)")
+    #expect(logs.contains("CURVE encryption on"), "\(logs)")
+}
+
 /// cluster/ssh-launch with a hostfile (one host with 1 slot, one with 2), "ssh" being
 /// `cluster/netns/lan ssh`: the coordinator on host 0, three workers on two emulated hosts.
 @Test(.enabled(if: netnsAvailable, "needs root and `ip netns` (cluster/netns/lan check failed)"),
