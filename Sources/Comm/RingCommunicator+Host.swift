@@ -67,30 +67,27 @@ extension RingCommunicator {
         }
         let group = control.map { HostGroup(members: members, local: local, control: $0) }
         group?.publishPid()
+        let mapped = try agree(group != nil)
+        if local == 0 { control?.unlink() }   // every member has mapped it (or none will use it)
+        guard mapped, let group else { return }
         var across: (ring: RingCommunicator, members: [Int])?
-        var ok = group != nil
         if hosts.count > 1 {
             // Every rank binds one more input on the interface of its ring input.
             let sub = try? RingListener(bind: Self.anyPort(listener.endpoint), curve: listener.curve)
             let endpoints = try allGather(Array((sub?.endpoint ?? "").utf8)).map { String(decoding: $0, as: UTF8.self) }
             let ring = byHost.map { $0[local] }
-            if let sub, ok, !ring.contains(where: { endpoints[$0].isEmpty }) {
+            if let sub, !ring.contains(where: { endpoints[$0].isEmpty }) {
                 var o = options
                 o.sharedMemory = false
                 o.sharedBuffers = false
-                do {
-                    across = (try RingCommunicator(listener: sub, rank: host, peers: ring.map { endpoints[$0] },
-                                                   runID: runID &+ UInt64(local + 1), options: o,
-                                                   peerKeys: peerKeys.isEmpty ? [] : ring.map { peerKeys[$0] },
-                                                   labels: ring, externalAbort: { group?.abortedBy }), ring)
-                } catch { ok = false }
-            } else {
-                ok = false
+                across = (try? RingCommunicator(listener: sub, rank: host, peers: ring.map { endpoints[$0] },
+                                                runID: runID &+ UInt64(local + 1), options: o,
+                                                peerKeys: peerKeys.isEmpty ? [] : ring.map { peerKeys[$0] },
+                                                labels: ring, externalAbort: { [weak group] in group?.abortedBy })).map { ($0, ring) }
             }
+            guard try agree(across != nil) else { return }
         }
-        let agreed = try agree(ok)
-        if local == 0 { control?.unlink() }
-        if agreed { queue.sync { hostGroup = group; acrossHosts = across } }
+        queue.sync { hostGroup = group; acrossHosts = across }
     }
 
     /// `tcp://host:port` → `tcp://host:*`.
@@ -114,7 +111,7 @@ extension RingCommunicator {
     /// The hierarchical pass's middle: sum this rank's part with the same local index on every
     /// other host. Errors name global ranks.
     func reduceAcross(_ a: (ring: RingCommunicator, members: [Int]), _ part: UnsafeMutableBufferPointer<Float>,
-                              bucket: Int, compress: Bool) throws {
+                      bucket: Int, compress: Bool) throws {
         do {
             if compress { try a.ring.allReduceAsync(part, mean: false, bucket: bucket).wait() } else { try a.ring.allReduceSum(part) }
         } catch let e as CommError {
