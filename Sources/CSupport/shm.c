@@ -26,6 +26,14 @@ int ringtrain_shm_create(const char *name, size_t bytes, void **out) {
         shm_unlink(name);
         return err;
     }
+    // Reserve the pages now: a /dev/shm too small for the segment (containers often mount
+    // 64 MiB) must fail here with ENOSPC, not with SIGBUS on a later write.
+    int err = posix_fallocate(fd, 0, (off_t)bytes);
+    if (err != 0) {
+        close(fd);
+        shm_unlink(name);
+        return err;
+    }
     return map_fd(fd, bytes, out);
 }
 

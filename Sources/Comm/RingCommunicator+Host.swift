@@ -14,7 +14,12 @@ extension RingCommunicator {
             .map { String(decoding: $0, as: UTF8.self) }
         shmTag = String(gathered[0].prefix { $0 != "|" })
         let ids = gathered.map { $0.drop { $0 != "|" } }
-        let useIn = ids[predecessor] == ids[rank], useOut = ids[successor] == ids[rank]
+        try setUpEdges(useIn: ids[predecessor] == ids[rank], useOut: ids[successor] == ids[rank])
+        if options.sharedBuffers { try setUpHostGroup(ids: ids.map(String.init)) }
+    }
+
+    /// Shared-memory ring edges to the neighbours on this host (all ranks agree, or none uses them).
+    private func setUpEdges(useIn: Bool, useOut: Bool) throws {
         let slotBytes = (max(4, options.sharedMemoryChunkBytes) + 63) / 64 * 64
         let slots = max(2, options.sharedMemorySlots)
         func name(_ r: Int) -> String { sharedName(String(r)) }
@@ -24,23 +29,21 @@ extension RingCommunicator {
             do { own = try SharedSegment.create(name(rank), slots: slots, slotBytes: slotBytes) } catch { ok = false }
         }
         // Everyone has created its segment (or failed) once this returns.
-        guard try allGather([ok ? 1 : 0]).allSatisfy({ $0 == [1] }) else { own?.unlink(); return }
+        guard try agree(ok) else { own?.unlink(); return }
         var out: SharedSegment?, pred: SharedSegment?
         do {
             if useOut { out = try SharedSegment.open(name(successor), slots: slots, slotBytes: slotBytes) }
             if useIn { pred = try SharedSegment.open(name(predecessor), slots: slots, slotBytes: slotBytes) }
         } catch { ok = false }
-        let agreed = try allGather([ok ? 1 : 0]).allSatisfy { $0 == [1] }
+        let agreed = try agree(ok)
         own?.unlink()   // mapped by everyone who needs it: the name is no longer needed
-        if agreed {
-            queue.sync {
-                mine = own
-                inbox = useIn ? own : nil
-                predSegment = pred
-                outbox = out
-            }
+        guard agreed else { return }
+        queue.sync {
+            mine = own
+            inbox = useIn ? own : nil
+            predSegment = pred
+            outbox = out
         }
-        if options.sharedBuffers { try setUpHostGroup(ids: ids.map(String.init)) }
     }
 
     private func sharedName(_ suffix: String) -> String { "/ringtrain-\(String(runID, radix: 16))-\(shmTag)-\(suffix)" }

@@ -1,4 +1,5 @@
 import Comm
+import Glibc
 import TestSupport
 import Testing
 
@@ -90,4 +91,17 @@ func killedRankIsReportedAcrossHosts() throws {
         #expect(e["peer"] == "2", "\(r.output)")
         #expect((Double(e["t"] ?? "") ?? .infinity) - killedAt < 2.5, "\(r.output)")
     }
+}
+
+/// A /dev/shm too small for the job (containers often mount 64 MiB; here 3 MiB in a private
+/// mount namespace): creating a segment fails up front (pages are reserved), so the ring edges
+/// stay on TCP and the large buffer falls back to private memory — correct sums, no SIGBUS.
+@Test(.enabled(if: getuid() == 0 && Fixtures.run(["unshare", "-m", "true"]).status == 0, "needs root and unshare(1)"),
+      .timeLimit(.minutes(10)))
+func tooSmallDevShmFallsBackToPrivateMemory() throws {
+    let r = Fixtures.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs -o size=3m tmpfs /dev/shm && exec \(Fixtures.ringtrain) "
+                          + "comm-test --workers 2 --buffers shared --timeout 20 --size 5 --size 1000000"])
+    let checks = Fixtures.records(r.output, "CHECK")
+    #expect(r.status == 0 && checks.count == 2, "\(r.output)")
+    #expect(checks.allSatisfy { $0["transport"] == "tcp/tcp" }, "\(r.output)")
 }
