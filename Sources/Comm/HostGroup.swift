@@ -5,8 +5,8 @@ import TensorCore
 /// The ranks of the job on one host, reducing in each other's memory.
 ///
 /// Buffers handed out by `RingCommunicator.allocateBuffer` (the trainer puts its gradient arena
-/// there) are shared-memory objects that every rank maps. An all-reduce of a slice of one is a
-/// single pass: rank r owns segment r of the slice; it sums that segment across all N buffers
+/// there) are shared-memory objects that all of the host's ranks map. An all-reduce of a slice
+/// of one is a single pass: rank r owns segment r of the slice; it sums that segment across all N buffers
 /// (in rank order, block by block in L1) and writes the result back into all N. Each buffer is
 /// read once and written once, about 8× the slice through memory for N = 4, where the ring
 /// (copies into slots, adds, copies back) moves about 15×; and no rank waits on a neighbour
