@@ -173,24 +173,11 @@ final class HostGroup {
         var start = range.lowerBound
         while start < range.upperBound {
             let m = min(Self.blockFloats, range.upperBound - start)
-            let a = bufs[0] + start
-            var i = 0
-            if bufs.count == 1 {
-                t.update(from: a, count: m)
-            } else {
-                let b = bufs[1] + start
-                while i + 8 <= m { t.store8(i, a.load8(i) + b.load8(i)); i += 8 }
-                while i < m { t[i] = a[i] + b[i]; i += 1 }
-            }
-            for q in 2..<max(2, bufs.count) {
-                let c = bufs[q] + start
-                i = 0
-                while i + 8 <= m { t.store8(i, t.load8(i) + c.load8(i)); i += 8 }
-                while i < m { t[i] += c[i]; i += 1 }
-            }
+            t.update(from: bufs[0] + start, count: m)
+            for q in 1..<bufs.count { addFloats(from: bufs[q] + start, into: t, count: m) }
             if scale != 1 {
                 let v = Vec8(repeating: scale)
-                i = 0
+                var i = 0
                 while i + 8 <= m { t.store8(i, t.load8(i) * v); i += 8 }
                 while i < m { t[i] *= scale; i += 1 }
             }

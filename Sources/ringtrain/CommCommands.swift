@@ -97,6 +97,7 @@ struct BenchAllReduce: ParsableCommand {
         guard ["auto", "tcp"].contains(transport) else { throw ValidationError("--transport must be auto or tcp") }
         guard ["shared", "private"].contains(buffers) else { throw ValidationError("--buffers must be shared or private") }
         guard ["none", "bf16"].contains(compression) else { throw ValidationError("--compression must be none or bf16") }
+        guard ranksPerHost >= 0 else { throw ValidationError("--ranks-per-host must be 0 or more") }
     }
 
     @Option(help: .hidden) var extra: [String] = []

@@ -17,6 +17,9 @@ import Testing
         (["coordinator", "--workers", "2", "--curve-key", "k.key"], "--curve-key needs --authorized-keys"),
         (["bench", "allreduce", "--workers", "1"], "--workers must be at least 2"),
         (["bench", "allreduce", "--size", "12XB"], "12XB"),
+        (["bench", "allreduce", "--buffers", "pinned"], "--buffers must be shared or private"),
+        (["bench", "allreduce", "--compression", "fp8"], "--compression must be none or bf16"),
+        (["bench", "allreduce", "--ranks-per-host=-2"], "--ranks-per-host must be 0 or more"),
         (["summary", "--model", "resnet9000"], "unknown model resnet9000"),
         (["train", "--data", "/nonexistent/fmnist"], "dataset directory not found"),
     ]

@@ -9,31 +9,48 @@ let netnsAvailable: Bool = {
     getuid() == 0 && Fixtures.run([Fixtures.packageRoot + "/cluster/netns/lan", "check"]).status == 0
 }()
 
+/// N emulated hosts (network namespaces named after this process, 1 Gbit/s links) for one test,
+/// and CURVE key pairs in `dir`/keys, the workers' public keys authorised.
+final class EmulatedLAN {
+    let prefix: String
+    let lan = Fixtures.packageRoot + "/cluster/netns/lan"
+    let keys: String
+
+    init(hosts: Int, tag: String, dir: String, coordinator: String = "coordinator", workers: [String], others: [String] = []) throws {
+        prefix = "\(tag)\(getpid() % 10000)"
+        keys = "\(dir)/keys"
+        let up = run(["up", String(hosts), "1gbit"])
+        try #require(up.status == 0, "\(up.output)")
+        for name in [coordinator] + workers + others {
+            #expect(Fixtures.run([Fixtures.ringtrain, "keygen", "\(keys)/\(name)"]).status == 0)
+        }
+        try FileIO.makeDirectories("\(keys)/authorized")
+        for w in workers {
+            try FileIO.writeAtomically("\(keys)/authorized/\(w).pub", bytes: try FileIO.read("\(keys)/\(w).pub"))
+        }
+    }
+
+    @discardableResult
+    func run(_ args: [String]) -> (status: Int32, output: String) {
+        Fixtures.run(["env", "RT_NETNS_PREFIX=\(prefix)", lan] + args)
+    }
+
+    /// `argv` run inside host i's namespace.
+    func onHost(_ i: Int, _ argv: [String]) -> [String] { ["ip", "netns", "exec", "\(prefix)-h\(i)"] + argv }
+
+    deinit { run(["down"]) }
+}
+
 /// Coordinator and three workers on four emulated hosts (network namespaces joined by 1 Gbit/s
 /// links), every connection CURVE-encrypted; a worker with an unknown key is refused.
 @Test(.enabled(if: netnsAvailable, "needs root and `ip netns` (cluster/netns/lan check failed)"),
       .timeLimit(.minutes(10)))
 func multiHostTrainingOverEmulatedLANWithCurve() throws {
-    let lan = Fixtures.packageRoot + "/cluster/netns/lan"
     let dir = Fixtures.tempDirectory("lan")
     let job = try writeJob(dir, epochs: 3, batch: 16, samples: 4096)
-    let prefix = "rtt\(getpid() % 10000)"
-    func lanRun(_ args: [String]) -> (status: Int32, output: String) {
-        Fixtures.run(["env", "RT_NETNS_PREFIX=\(prefix)", lan] + args)
-    }
-    let up = lanRun(["up", "4", "1gbit"])
-    try #require(up.status == 0, "\(up.output)")
-    defer { _ = lanRun(["down"]) }
-    func onHost(_ i: Int, _ argv: [String]) -> [String] { ["ip", "netns", "exec", "\(prefix)-h\(i)"] + argv }
-
-    let rt = Fixtures.ringtrain
-    for name in ["coordinator", "w1", "w2", "w3", "intruder"] {
-        #expect(Fixtures.run([rt, "keygen", "\(dir)/keys/\(name)"]).status == 0)
-    }
-    try FileIO.makeDirectories("\(dir)/keys/authorized")
-    for w in ["w1", "w2", "w3"] {
-        try FileIO.writeAtomically("\(dir)/keys/authorized/\(w).pub", bytes: try FileIO.read("\(dir)/keys/\(w).pub"))
-    }
+    let net = try EmulatedLAN(hosts: 4, tag: "rtt", dir: dir, workers: ["w1", "w2", "w3"], others: ["intruder"])
+    defer { withExtendedLifetime(net) {} }   // the namespaces live until the test ends
+    let rt = Fixtures.ringtrain, onHost = net.onHost
     let endpoint = "tcp://198.18.0.10:29500"
     let coordinator = try Started(onHost(0, [rt, "coordinator", "--listen", endpoint, "--workers", "3", job,
                                              "--curve-key", "\(dir)/keys/coordinator.key",
@@ -63,25 +80,11 @@ func multiHostTrainingOverEmulatedLANWithCurve() throws {
 @Test(.enabled(if: netnsAvailable, "needs root and `ip netns` (cluster/netns/lan check failed)"),
       .timeLimit(.minutes(10)))
 func hierarchicalTrainingOnTwoHostsWithTwoWorkersEach() throws {
-    let lan = Fixtures.packageRoot + "/cluster/netns/lan"
     let dir = Fixtures.tempDirectory("lan2x2")
     let job = try writeJob(dir, epochs: 2, batch: 16, samples: 4096)
-    let prefix = "rth\(getpid() % 10000)"
-    func lanRun(_ args: [String]) -> (status: Int32, output: String) {
-        Fixtures.run(["env", "RT_NETNS_PREFIX=\(prefix)", lan] + args)
-    }
-    let up = lanRun(["up", "3", "1gbit"])
-    try #require(up.status == 0, "\(up.output)")
-    defer { _ = lanRun(["down"]) }
-    func onHost(_ i: Int, _ argv: [String]) -> [String] { ["ip", "netns", "exec", "\(prefix)-h\(i)"] + argv }
-    let rt = Fixtures.ringtrain
-    for name in ["coordinator", "w1", "w2", "w3", "w4"] {
-        #expect(Fixtures.run([rt, "keygen", "\(dir)/keys/\(name)"]).status == 0)
-    }
-    try FileIO.makeDirectories("\(dir)/keys/authorized")
-    for w in ["w1", "w2", "w3", "w4"] {
-        try FileIO.writeAtomically("\(dir)/keys/authorized/\(w).pub", bytes: try FileIO.read("\(dir)/keys/\(w).pub"))
-    }
+    let net = try EmulatedLAN(hosts: 3, tag: "rth", dir: dir, workers: ["w1", "w2", "w3", "w4"])
+    defer { withExtendedLifetime(net) {} }   // the namespaces live until the test ends
+    let rt = Fixtures.ringtrain, onHost = net.onHost
     let endpoint = "tcp://198.18.0.10:29500"
     let coordinator = try Started(onHost(0, [rt, "coordinator", "--listen", endpoint, "--workers", "4", job,
                                              "--curve-key", "\(dir)/keys/coordinator.key",
