@@ -29,12 +29,15 @@ func multiProcessCollectivesEqualPlainSums(world: Int, transport: String) throws
 }
 
 /// SIGKILL one of four ranks in the middle of a stream of all-reduces: every survivor's
-/// collective fails with a CommError naming rank 2, within the 2 s timeout.
+/// collective fails with a CommError naming rank 2, within the 5 s timeout — and not through it:
+/// the loss is seen (pid gone, connection closed) or heard of (abort), never waited out. The
+/// bound is the timeout itself because on a loaded 2-core machine a survivor that is not
+/// waiting but starved of CPU can take a second or two to reach its next check.
 @Test(.timeLimit(.minutes(10)), arguments: ["tcp", "auto", "shared"])
 func killedRankIsReportedByEverySurvivor(transport: String) throws {
     let r = Fixtures.run([Fixtures.ringtrain, "comm-test", "--workers", "4", "--mode", "soak",
                           "--transport", transport == "tcp" ? "tcp" : "auto", "--buffers", transport == "shared" ? "shared" : "private",
-                          "--size", "2000000", "--timeout", "2", "--kill-rank", "2", "--kill-after", "1.5"])
+                          "--size", "2000000", "--timeout", "5", "--kill-rank", "2", "--kill-after", "1.5"])
     let killed = try #require(Fixtures.records(r.output, "KILLED").first, "\(r.output)")
     let killedAt = try #require(Double(killed["t"] ?? ""))
     let errors = Fixtures.records(r.output, "COMMERROR")
@@ -42,7 +45,8 @@ func killedRankIsReportedByEverySurvivor(transport: String) throws {
     for e in errors {
         #expect(e["peer"] == "2", "\(r.output)")
         let t = try #require(Double(e["t"] ?? ""))
-        #expect(t - killedAt < 2.5, "rank \(e["rank"]!) took \(t - killedAt) s")
+        #expect(t - killedAt < 5, "rank \(e["rank"]!) took \(t - killedAt) s")
+        #expect(e["reason"] != "timeout", "\(r.output)")
     }
     let exits = Fixtures.records(r.output, "EXIT")
     #expect(exits.first { $0["rank"] == "2" }?["code"] == "137")
@@ -79,17 +83,18 @@ func multiHostTopologies(world: Int, perHost: Int, buffers: String, compression:
 
 /// SIGKILL one rank of a two-host, four-rank job in the hierarchical path: its host peer sees it
 /// exit, its cross-host peer sees the connection close, the fourth hears through the abort — all
-/// name the same rank within the 2 s timeout.
+/// name the same rank within the 5 s timeout, none through it.
 @Test(.timeLimit(.minutes(10)))
 func killedRankIsReportedAcrossHosts() throws {
     let r = Fixtures.run([Fixtures.ringtrain, "comm-test", "--workers", "4", "--ranks-per-host", "2", "--mode", "soak",
-                          "--buffers", "shared", "--size", "2000000", "--timeout", "2", "--kill-rank", "2", "--kill-after", "1.5"])
+                          "--buffers", "shared", "--size", "2000000", "--timeout", "5", "--kill-rank", "2", "--kill-after", "1.5"])
     let killedAt = try #require(Double(Fixtures.records(r.output, "KILLED").first?["t"] ?? ""), "\(r.output)")
     let errors = Fixtures.records(r.output, "COMMERROR")
     #expect(Set(errors.compactMap { $0["rank"] }) == ["0", "1", "3"], "\(r.output)")
     for e in errors {
         #expect(e["peer"] == "2", "\(r.output)")
-        #expect((Double(e["t"] ?? "") ?? .infinity) - killedAt < 2.5, "\(r.output)")
+        #expect((Double(e["t"] ?? "") ?? .infinity) - killedAt < 5, "\(r.output)")
+        #expect(e["reason"] != "timeout", "\(r.output)")
     }
 }
 
