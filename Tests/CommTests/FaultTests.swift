@@ -92,7 +92,8 @@ func randomBytesInAFrameAreAnError(sharedMemory: Bool) throws {
     var v = [Float](repeating: 1, count: 100)
     #expect(throws: CommError.self) { try v.withUnsafeMutableBufferPointer { try ring[0].allReduceSum($0) } }
     let dt = monotonicSeconds() - t0
-    #expect(dt >= 0.9 && dt < 3, "took \(dt) s")
+    // Timer path: not before the 1 s timeout; after it only by scheduling delay (the suite loads 2 cores).
+    #expect(dt >= 0.9 && dt < 5, "took \(dt) s")
     do { try v.withUnsafeMutableBufferPointer { try ring[0].allReduceSum($0) } } catch let e as CommError {
         #expect(e.reason == .timeout && e.peer == 1, "\(e)")
     }

@@ -97,5 +97,5 @@ func inPlaceAllReduceEqualsPlainSum(world: Int) throws {
         let e = try #require(commError(res.map { _ in [] }))
         #expect(e.peer == 2 && [.timeout, .aborted].contains(e.reason), "\(e)")
     }
-    #expect(elapsed < 3, "took \(elapsed) s")
+    #expect(elapsed >= 0.9 && elapsed < 5, "took \(elapsed) s")   // the 1 s timeout plus scheduling delay
 }
