@@ -17,11 +17,12 @@ import TensorCore
 ///     rank 2's buffer  [ s0 | s1 | s2 | s3 ]        buf_q[block] = t        for every q
 ///     rank 3's buffer  [ s0 | s1 | s2 | s3 ]
 ///
-/// When the job spans hosts with the same number of ranks on each (`HostGroup` then holds this
-/// host's ranks), the pass is hierarchical: local rank k sums segment k across the host's
-/// buffers into its own buffer, all-reduces that segment with local rank k of every other host
-/// (a ring per local index, `across`), then writes the result into the host's other buffers —
-/// so each host's link carries 2(H−1)/H of the buffer instead of the flat ring's 2(N−1)/N.
+/// When the job spans hosts (`HostGroup` then holds this host's ranks), the pass is
+/// hierarchical. With `lanes` = the fewest ranks any host has, the slice is cut into `lanes`
+/// segments: local rank k < lanes sums segment k across the host's buffers into its own buffer,
+/// all-reduces it with local rank k of every other host (a ring per lane, `across`), then
+/// writes the result into the host's other buffers; a host's further ranks only wait. Each
+/// host's link carries 2(H−1)/H of the buffer instead of the flat ring's 2(N−1)/N.
 ///
 /// Two counters per rank in a control block order the pass: `arrived` (this rank's data for
 /// collective `seq` is in place) and `done` (its segment is written everywhere). A rank starts
@@ -33,6 +34,9 @@ final class HostGroup {
     /// This host's ranks (global numbers, ascending) and this rank's index among them.
     let members: [Int]
     let local: Int
+    /// In a job spanning hosts: how many of each host's ranks (local 0..<lanes) join a ring
+    /// across hosts — the fewest ranks any host has. nil when the job runs on this host alone.
+    let lanes: Int?
     private var rank: Int { members[local] }
     private var size: Int { members.count }
     private let control: SharedMapping
@@ -62,9 +66,11 @@ final class HostGroup {
         }
     }
 
-    init(members: [Int], local: Int, control: SharedMapping) {
+    init(members: [Int], local: Int, lanes: Int?, control: SharedMapping) {
+        precondition(lanes.map { (1...members.count).contains($0) } ?? true)
         self.members = members
         self.local = local
+        self.lanes = lanes
         self.control = control
         scratch = .allocate(capacity: Self.blockFloats)
     }
@@ -127,8 +133,9 @@ final class HostGroup {
     // MARK: all-reduce
 
     /// In place over `count` floats at `offset` of `region` on every rank (same slice on all).
-    /// `scale` multiplies the sum (1/N for a mean); `across`, if given, all-reduces this rank's
-    /// locally summed segment with the other hosts (hierarchical pass).
+    /// `scale` multiplies the sum (1/N for a mean). In a hierarchical group, `across` (given on
+    /// local ranks below `lanes`, and only there) all-reduces this rank's locally summed segment
+    /// with the other hosts.
     func allReduce(_ region: Region, offset: Int, count: Int, scale: Float, seq: UInt64, timeout: Double, what: String,
                    across: ((UnsafeMutableBufferPointer<Float>) throws -> Void)? = nil) throws {
         let s = UInt32(truncatingIfNeeded: seq)
@@ -149,17 +156,18 @@ final class HostGroup {
                             + "count \(Int(l[6]) | Int(l[7]) << 32); rank \(members[0]) with region \(ref[3]), offset \(Int(ref[4]) | Int(ref[5]) << 32), "
                             + "count \(Int(ref[6]) | Int(ref[7]) << 32)")
         }
-        let own = (local * count / size)..<((local + 1) * count / size)
         let bufs = region.buffers.map { $0 + offset }
-        if let across {
+        precondition((across != nil) == (lanes.map { local < $0 } ?? false), "across goes with the lane ranks of a hierarchical group")
+        if let lanes, let across {
             // Sum into this rank's buffer only, combine with the other hosts, then hand out.
-            reduceOwned(bufs, own, scale: 1, into: local)
+            let own = (local * count / lanes)..<((local + 1) * count / lanes)
+            if size > 1 { reduceOwned(bufs, own, scale: 1, into: local) }
             let mine = UnsafeMutableBufferPointer(start: bufs[local] + own.lowerBound, count: own.count)
             try across(mine)
             if scale != 1 { for i in mine.indices { mine[i] *= scale } }
             for q in bufs.indices where q != local { (bufs[q] + own.lowerBound).update(from: mine.baseAddress!, count: own.count) }
-        } else {
-            reduceOwned(bufs, own, scale: scale, into: nil)
+        } else if lanes == nil {
+            reduceOwned(bufs, (local * count / size)..<((local + 1) * count / size), scale: scale, into: nil)
         }
         ringtrain_store_release(me + 2, s)
         ring()

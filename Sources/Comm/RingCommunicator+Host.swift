@@ -10,7 +10,7 @@ extension RingCommunicator {
     func setUpSharedMemory() throws {
         // Host identities, and rank 0's random tag: names stay unique even when two jobs on
         // this host share a run id.
-        let gathered = try allGather(Array("\(UInt64.random(in: 1...UInt64.max))|\(hostIdentity())".utf8))
+        let gathered = try allGather(Array("\(UInt64.random(in: 1...UInt64.max))|\(hostIdentity(forced: options.hostID))".utf8))
             .map { String(decoding: $0, as: UTF8.self) }
         shmTag = String(gathered[0].prefix { $0 != "|" })
         let ids = gathered.map { $0.drop { $0 != "|" } }
@@ -49,15 +49,18 @@ extension RingCommunicator {
     private func sharedName(_ suffix: String) -> String { "/ringtrain-\(String(runID, radix: 16))-\(shmTag)-\(suffix)" }
 
     /// In-place all-reduce among the ranks of each host: when every rank is on one host, or when
-    /// every host has the same number (≥ 2) of ranks — then also a ring per local index across
-    /// hosts. The host's first rank creates the control block, the others map it.
+    /// the job spans hosts and some host has two ranks or more — then also a ring per lane (local
+    /// index below the fewest ranks any host has) across hosts. The host's first rank creates
+    /// the control block, the others map it.
     private func setUpHostGroup(ids: [String]) throws {
         var hosts: [String] = []
         for id in ids where !hosts.contains(id) { hosts.append(id) }
         let byHost = hosts.map { h in (0..<worldSize).filter { ids[$0] == h } }
         let host = hosts.firstIndex(of: ids[rank])!
         let members = byHost[host], local = members.firstIndex(of: rank)!
-        guard hosts.count == 1 || (byHost.allSatisfy { $0.count == members.count } && members.count >= 2) else { return }
+        // With one rank per host the hierarchy would be the flat ring plus copies.
+        guard hosts.count == 1 || byHost.contains(where: { $0.count >= 2 }) else { return }
+        let lanes = hosts.count == 1 ? nil : byHost.map(\.count).min()
         let name = sharedName("host\(host)"), bytes = HostGroup.controlBytes(world: members.count)
         var control: SharedMapping?
         if local == 0 {
@@ -68,17 +71,18 @@ extension RingCommunicator {
         if local != 0 {
             control = (try? SharedMapping.open(name, bytes: bytes)).flatMap { HostGroup.isValid($0, world: members.count) ? $0 : nil }
         }
-        let group = control.map { HostGroup(members: members, local: local, control: $0) }
+        let group = control.map { HostGroup(members: members, local: local, lanes: lanes, control: $0) }
         group?.publishPid()
         let mapped = try agree(group != nil)
         if local == 0 { control?.unlink() }   // every member has mapped it (or none will use it)
         guard mapped, let group else { return }
         var across: (ring: RingCommunicator, members: [Int])?
-        if hosts.count > 1 {
-            // Every rank binds one more input on the interface of its ring input.
-            let sub = try? RingListener(bind: Self.anyPort(listener.endpoint), curve: listener.curve)
+        if let lanes {
+            // Every lane rank binds one more input on the interface of its ring input.
+            let inLane = local < lanes
+            let sub = inLane ? try? RingListener(bind: Self.anyPort(listener.endpoint), curve: listener.curve) : nil
             let endpoints = try allGather(Array((sub?.endpoint ?? "").utf8)).map { String(decoding: $0, as: UTF8.self) }
-            let ring = byHost.map { $0[local] }
+            let ring = inLane ? byHost.map { $0[local] } : []
             if let sub, !ring.contains(where: { endpoints[$0].isEmpty }) {
                 var o = options
                 o.sharedMemory = false
@@ -88,7 +92,7 @@ extension RingCommunicator {
                                                 peerKeys: peerKeys.isEmpty ? [] : ring.map { peerKeys[$0] },
                                                 labels: ring, externalAbort: { [weak group] in group?.abortedBy })).map { ($0, ring) }
             }
-            guard try agree(across != nil) else { return }
+            guard try agree(!inLane || across != nil) else { return }
         }
         queue.sync { hostGroup = group; acrossHosts = across }
     }
@@ -108,8 +112,9 @@ extension RingCommunicator {
     /// all-reduced in place, across hosts through a ring per local index).
     public var sharesBuffers: Bool { queue.sync { hostGroup != nil } }
 
-    /// Whether in-place all-reduces also cross hosts (hierarchical).
-    public var isHierarchical: Bool { queue.sync { acrossHosts != nil } }
+    /// Whether in-place all-reduces also cross hosts (hierarchical; this rank itself joins a
+    /// ring across hosts only if it is one of its host's first `lanes` ranks).
+    public var isHierarchical: Bool { queue.sync { hostGroup?.lanes != nil } }
 
     /// The hierarchical pass's middle: sum this rank's part with the same local index on every
     /// other host. Errors name global ranks.

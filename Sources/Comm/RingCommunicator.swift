@@ -105,6 +105,9 @@ public final class RingCommunicator: Communicator {
         /// slots stay in cache between the writer's copy and the reader's add.
         public var sharedMemorySlots = 16
         public var sharedMemoryChunkBytes = 128 << 10
+        /// Overrides `RINGTRAIN_HOST_ID`: ranks with different values count as different hosts
+        /// (one machine acting as several, to exercise multi-host paths).
+        public var hostID: String?
         public init(timeout: Double = 30, connectTimeout: Double = 30, chunkBytes: Int = 512 << 10,
                     sharedMemory: Bool = true, sharedBuffers: Bool = true, compression: Compression = .none) {
             self.sharedBuffers = sharedBuffers
@@ -271,9 +274,11 @@ public final class RingCommunicator: Communicator {
     }
 
     /// Fails this ring (unless it already has) because of rank `culprit`'s failure elsewhere:
-    /// the abort travels round the ring, so every member names the same rank.
+    /// the abort travels round the ring, so every member names the same rank. Returns once the
+    /// abort frame has left (a process about to exit must not take it with it); the caller must
+    /// not be inside one of this ring's collectives.
     func abort(culprit: Int) {
-        queue.async { [self] in
+        queue.sync { [self] in
             if failure == nil { fail(CommError(.aborted, rank: label(rank), peer: culprit, "rank \(culprit) failed")) }
         }
     }

@@ -157,7 +157,7 @@ struct ShmError: Error, CustomStringConvertible {
 /// network) and user. Mount namespaces may differ (`ip netns exec` makes one per process): that
 /// `/dev/shm` really is shared is proven when the others open the segments one rank created
 /// (names carry a random tag); otherwise everything stays on TCP.
-func hostIdentity() -> String {
+func hostIdentity(forced: String? = nil) -> String {
     var name = [CChar](repeating: 0, count: 256)
     gethostname(&name, name.count)
     func link(_ p: String) -> String {
@@ -173,7 +173,7 @@ func hostIdentity() -> String {
     }
     // RINGTRAIN_HOST_ID splits one machine into several "hosts" (ranks with different values
     // talk over TCP), e.g. to exercise the multi-host paths on one machine.
-    let forced = getenv("RINGTRAIN_HOST_ID").map { String(cString: $0) } ?? ""
+    let forced = forced ?? getenv("RINGTRAIN_HOST_ID").map { String(cString: $0) } ?? ""
     return [forced, String(cString: name), boot, link("/proc/self/ns/net"),
             link("/proc/self/ns/ipc"), link("/proc/self/ns/pid"), String(getuid())].joined(separator: "|")
 }

@@ -21,11 +21,14 @@ public func concurrently<T>(_ n: Int, _ body: @escaping (Int) throws -> T) -> [R
 }
 
 /// A ring of n communicators in this process (one per thread), over loopback TCP.
-public func localRing(_ n: Int, runID: UInt64 = 42, options: RingCommunicator.Options = .init()) throws -> [RingCommunicator] {
+public func localRing(_ n: Int, runID: UInt64 = 42, options: RingCommunicator.Options = .init(),
+                      hosts: [Int]? = nil) throws -> [RingCommunicator] {
     let listeners = try (0..<n).map { _ in try RingListener(bind: "tcp://127.0.0.1:*") }
     let peers = listeners.map(\.endpoint)
     return try concurrently(n) { r in
-        try RingCommunicator(listener: listeners[r], rank: r, peers: peers, runID: runID, options: options)
+        var o = options
+        if let hosts { o.hostID = "host\(hosts[r])" }
+        return try RingCommunicator(listener: listeners[r], rank: r, peers: peers, runID: runID, options: o)
     }.map { try $0.get() }
 }
 

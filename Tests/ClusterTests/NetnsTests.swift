@@ -103,7 +103,9 @@ func hierarchicalTrainingOnTwoHostsWithTwoWorkersEach() throws {
 }
 
 /// cluster/ssh-launch with a hostfile (one host with 1 slot, one with 2), "ssh" being
-/// `cluster/netns/lan ssh`: the coordinator on host 0, three workers on two emulated hosts.
+/// `cluster/netns/lan ssh`: the coordinator on host 0, three workers on two emulated hosts —
+/// unequal hosts, so gradients go hierarchically with one lane (in place on host 2, then a
+/// ring of 2 across the hosts) and the replicas must stay identical at every check.
 @Test(.enabled(if: netnsAvailable, "needs root and `ip netns` (cluster/netns/lan check failed)"),
       .timeLimit(.minutes(10)))
 func sshLauncherStartsWorkersFromAHostfile() throws {
@@ -124,6 +126,7 @@ func sshLauncherStartsWorkersFromAHostfile() throws {
     #expect(r.output.contains("[198.18.0.11] ring of 3: rank 0"), "\(r.output)")
     // Two workers share host 2: their edge uses shared memory, the rest TCP.
     #expect(r.output.contains("edges in tcp / out tcp"), "\(r.output)")
+    #expect(r.output.contains("gradients all-reduced in place per host, then across hosts"), "\(r.output)")
 }
 
 @Test(.timeLimit(.minutes(10)))

@@ -28,14 +28,18 @@ func syntheticJob(_ dir: String, samples: Int, batch: Int, epochs: Int = 1) thro
 
 /// Losses of the first `steps` steps, as seen by rank 0, with `world` in-process ranks.
 /// `inPlace`: gradients in shared buffers all-reduced in place (the default on one host), or
-/// private gradients through the ring.
+/// private gradients through the ring. `hosts[r]`: the host rank r acts as (hierarchical
+/// all-reduce when there are several).
 func losses(_ job: JobConfig, _ data: JobData, world: Int, steps: Int, accumulation: Int = 1,
-            inPlace: Bool = true, compression: RingCommunicator.Options.Compression = .none) throws -> [Float] {
+            inPlace: Bool = true, compression: RingCommunicator.Options.Compression = .none,
+            hosts: [Int]? = nil) throws -> [Float] {
     var j = job
     j.train.batchSize = job.train.batchSize / world / accumulation
     j.train.accumulationSteps = accumulation
-    let ring = world == 1 ? [] : try localRing(world, options: .init(timeout: 20, sharedBuffers: inPlace, compression: compression))
+    let ring = world == 1 ? [] : try localRing(world, options: .init(timeout: 20, sharedBuffers: inPlace, compression: compression),
+                                               hosts: hosts)
     #expect(ring.allSatisfy { $0.sharesBuffers == inPlace })
+    #expect(ring.allSatisfy { $0.isHierarchical == (inPlace && Set(hosts ?? [0]).count > 1) })
     let comms: [Communicator] = world == 1 ? [LocalCommunicator()] : ring
     let results = concurrently(world) { r -> [Float] in
         let t = try Trainer(job: j, data: data, comm: comms[r], log: { _ in })
@@ -64,6 +68,20 @@ func dataParallelMatchesSingleNodeStepForStep(inPlace: Bool) throws {
         let worst = zip(single, ddp).map { abs($0 - $1) / max(abs($0), 1e-6) }.max() ?? 1
         #expect(worst <= 1e-4, "world \(world) × accumulation \(accumulation), in place \(inPlace): worst relative difference \(worst)")
     }
+}
+
+/// Gradients all-reduced hierarchically (in place per host, rings across hosts) train exactly
+/// like one process: equal hosts, unequal hosts (3 + 2: two lanes, one rank only waits), and
+/// hosts of 2 + 1 (one lane, a host of one).
+@Test(.timeLimit(.minutes(10)), arguments: [[0, 0, 1, 1], [0, 0, 0, 1, 1], [0, 0, 1]])
+func dataParallelAcrossHostsMatchesSingleNode(hosts: [Int]) throws {
+    let dir = Fixtures.tempDirectory("ddp-hosts")
+    let (job, data) = try syntheticJob(dir, samples: 120 * 30, batch: 120)
+    let single = try losses(job, data, world: 1, steps: 30)
+    let ddp = try losses(job, data, world: hosts.count, steps: 30, hosts: hosts)
+    #expect(ddp.count == 30)
+    let worst = zip(single, ddp).map { abs($0 - $1) / max(abs($0), 1e-6) }.max() ?? 1
+    #expect(worst <= 1e-4, "hosts \(hosts): worst relative difference \(worst)")
 }
 
 /// bf16 gradients on the ring: replicas stay identical (the trainer's checksum every 10 steps
