@@ -80,9 +80,12 @@ extension RingCommunicator {
         if let lanes {
             // Every lane rank binds one more input on the interface of its ring input.
             let inLane = local < lanes
-            let sub = inLane ? try? RingListener(bind: Self.anyPort(listener.endpoint), curve: listener.curve) : nil
-            let endpoints = try allGather(Array((sub?.endpoint ?? "").utf8)).map { String(decoding: $0, as: UTF8.self) }
             let ring = inLane ? byHost.map { $0[local] } : []
+            let sub = inLane ? try? RingListener(bind: Self.anyPort(listener.endpoint), curve: listener.curve) : nil
+            // The lane's keys are allowed before anyone learns the endpoint: a CURVE client
+            // turned away once may never try again (seen with libzmq 4.3), hanging the lane.
+            if !peerKeys.isEmpty { sub?.authorize(ring.map { peerKeys[$0] }) }
+            let endpoints = try allGather(Array((sub?.endpoint ?? "").utf8)).map { String(decoding: $0, as: UTF8.self) }
             if let sub, !ring.contains(where: { endpoints[$0].isEmpty }) {
                 var o = options
                 o.sharedMemory = false
