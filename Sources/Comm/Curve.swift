@@ -63,17 +63,23 @@ public struct CurveKeyPair: Equatable, Sendable {
 /// The ZAP handler of one context: every CURVE handshake on a server socket of that context
 /// asks it whether the client's public key is allowed. Accepted clients get their key as the
 /// connection's User-Id, so a receiver can tell who sent a message.
+///
+/// Created without keys, it holds its answers (up to `holdSeconds`) until `allow` names them:
+/// a ring peer may connect before this rank has learnt the ring's keys, and libzmq does not
+/// always retry a client it was told to refuse — the ring would hang.
 public final class ZapAuthenticator: @unchecked Sendable {
     private let rep: ZSocket
-    private let allowed = Mutex<Set<String>>([])
+    private let allowed: Mutex<Set<String>?>
+    static let holdSeconds = 20.0
     private let stop = Atomic<Bool>(false)
     /// Called for every refused client: (address, key).
     public var onRefused: (@Sendable (String, String) -> Void)?
 
-    public init(context: ZContext, allowed keys: [String] = []) throws {
+    /// `keys`: the clients allowed from the start; nil: none yet, answers wait for `allow`.
+    public init(context: ZContext, allowed keys: [String]? = nil) throws {
+        allowed = Mutex(keys.map(Set.init))
         rep = try ZSocket(context, .rep)
         try rep.bind("inproc://zeromq.zap.01")
-        allowed.withLock { $0 = Set(keys) }
         Threads.detach { [self] in serve() }
     }
 
@@ -92,7 +98,11 @@ public final class ZapAuthenticator: @unchecked Sendable {
             var ok = false, user = ""
             if mechanism == "CURVE", req.count >= 7, let key = CurveKeyPair.z85(req[6]) {
                 user = key
-                ok = allowed.withLock { $0.contains(key) }
+                let until = monotonicSeconds() + Self.holdSeconds
+                while allowed.withLock({ $0 == nil }) && !stop.load(ordering: .relaxed) && monotonicSeconds() < until {
+                    usleep(10_000)
+                }
+                ok = allowed.withLock { $0?.contains(key) ?? false }
                 if !ok { onRefused?(address, key) }
             }
             _ = try? rep.sendMultipart([Array("1.0".utf8), req[1], Array((ok ? "200" : "400").utf8),

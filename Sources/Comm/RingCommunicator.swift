@@ -146,8 +146,8 @@ public final class RingCommunicator: Communicator {
     /// Sticky: a neighbour's connection has closed (it may have finished, or died).
     private var successorGone = false
     private var predecessorGone = false
-    /// While the ring forms, a dropped connection to the successor is retried by libzmq (it may
-    /// not have authorized our key yet); afterwards it means the successor is gone.
+    /// While the ring forms, a dropped connection to the successor is retried by libzmq (a
+    /// connect can fail before the successor listens); afterwards it means the successor is gone.
     private var forming = true
     private var predAddress: String?
     private var acceptedPeers: [Int32: String] = [:]
@@ -542,8 +542,9 @@ public final class RingCommunicator: Communicator {
     /// the predecessor's, so the input's monitor can tell its connection from any other.
     private func formRing() throws {
         let deadline = monotonicSeconds() + options.connectTimeout
-        // The address of the connection whose handshake succeeded: a first attempt may be turned
-        // away (CURVE keys not yet authorised) and libzmq reconnects from another port.
+        // The address of the connection whose handshake succeeded: a first attempt may fail and
+        // libzmq reconnects from another port. (A CURVE handshake that reaches the successor
+        // before it knows our key is held by its authenticator, not refused: ZapAuthenticator.)
         var local: String?, lastConnected: Int32 = -1
         while local == nil {
             while let ev = try pushMonitor.next() {
