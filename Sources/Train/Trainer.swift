@@ -144,7 +144,18 @@ public final class Trainer {
             ? "lr \(job.optimizer.lr) × \(sampler.globalBatch)/\(job.scaling.baseBatch) = \(fmt(scaledLR, 5)) (linear scaling rule)"
             : "lr \(job.optimizer.lr) (scaling rule off)"
         if warmupSteps > 0 { s += ", warmup \(warmupSteps) steps from \(job.optimizer.lr)" }
-        return s + ", \(job.schedule.type) schedule"
+        s += ", \(job.schedule.type) schedule"
+        if needsWarmupHint { s += "\nnote: \(warmupHint)" }
+        return s
+    }
+
+    /// The lr is scaled up by more than 2× with no warmup: large factors often diverge or
+    /// stall in the first steps (the Fashion-MNIST MLP at ×8 ends at chance).
+    var needsWarmupHint: Bool { scaledLR > 2 * job.optimizer.lr && warmupSteps == 0 }
+
+    var warmupHint: String {
+        "the linear scaling rule multiplies lr by \(fmt(scaledLR / job.optimizer.lr, 1)) with no warmup; "
+            + "set scaling.warmup_epochs (Goyal et al. warm up for 5 epochs) or lower the factor (scaling.base_batch)"
     }
 
     // MARK: resuming
@@ -203,7 +214,8 @@ public final class Trainer {
         guard stepLoss.isFinite else {
             let at = "epoch \(state.epoch + 1), step \(state.globalStep + 1)"
             guard job.train.onNaN == "skip" else {
-                throw TrainError("loss is \(stepLoss) at \(at): training diverged. Lower the learning rate, clip gradients (train.clip_grad_norm), or set train.on_nan: skip to drop such steps")
+                throw TrainError("loss is \(stepLoss) at \(at): training diverged. Lower the learning rate, clip gradients (train.clip_grad_norm), or set train.on_nan: skip to drop such steps"
+                                 + (needsWarmupHint ? "; \(warmupHint)" : ""))
             }
             skippedSteps += 1
             consecutiveSkips += 1

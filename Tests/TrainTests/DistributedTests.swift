@@ -160,6 +160,15 @@ func syncBatchNormMakesDataParallelMatchSingleNode() throws {
     #expect(abs(t.learningRate(step: 8) - 0.15) < 1e-12)
     #expect(abs(t.learningRate(step: 16) - 0.2) < 1e-12)          // constant schedule after warmup
     #expect(t.lrDescription.contains("lr 0.1 × 64/32 = 0.20000 (linear scaling rule), warmup 16 steps"))
+    #expect(!t.lrDescription.contains("note:"))
+    // ×8 with no warmup: the start line says so (a ×2 factor does not).
+    job.scaling.baseBatch = 8
+    job.scaling.warmupEpochs = 0
+    let big = try Trainer(job: job, data: data, log: { _ in })
+    #expect(big.lrDescription.contains("note: the linear scaling rule multiplies lr by 8.0 with no warmup; set scaling.warmup_epochs"),
+            "\(big.lrDescription)")
+    job.scaling.baseBatch = 32
+    #expect(try !Trainer(job: job, data: data, log: { _ in }).lrDescription.contains("note:"))
     job.scaling.rule = "none"
     let u = try Trainer(job: job, data: data, log: { _ in })
     #expect(u.scaledLR == 0.1 && u.lrDescription.contains("scaling rule off"))
