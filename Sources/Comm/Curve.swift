@@ -65,13 +65,12 @@ public struct CurveKeyPair: Equatable, Sendable {
 /// connection's User-Id, so a receiver can tell who sent a message.
 ///
 /// Created without keys, it holds its answers (up to `holdSeconds`) until `allow` names them:
-/// a ring peer may connect before this rank has learnt the ring's keys, and libzmq does not
-/// always retry a client it was told to refuse — the ring would hang.
+/// a ring peer may connect before this rank has learnt the ring's keys, and libzmq (4.3.4) does
+/// not retry a client it was told to refuse — the ring would hang.
 public final class ZapAuthenticator: @unchecked Sendable {
     private let rep: ZSocket
     private let allowed: Mutex<Set<String>?>
     static let holdSeconds = 20.0
-    private let stop = Atomic<Bool>(false)
     /// Called for every refused client: (address, key).
     public var onRefused: (@Sendable (String, String) -> Void)?
 
@@ -80,34 +79,32 @@ public final class ZapAuthenticator: @unchecked Sendable {
         allowed = Mutex(keys.map(Set.init))
         rep = try ZSocket(context, .rep)
         try rep.bind("inproc://zeromq.zap.01")
-        Threads.detach { [self] in serve() }
+        // The thread holds the handler only while answering, so it ends once its owner lets go.
+        Threads.detach { [weak self] in
+            while let me = self { me.serveOne() }
+        }
     }
-
-    deinit { stop.store(true, ordering: .relaxed) }
 
     /// Replaces the set of allowed client keys (Z85).
     public func allow(_ keys: [String]) { allowed.withLock { $0 = Set(keys) } }
 
-    private func serve() {
-        while !stop.load(ordering: .relaxed) {
-            guard (try? ZPoll.wait([ZPoll.Item(rep, read: true)], timeoutMs: 200))?[0].readable == true,
-                  let req = try? rep.receiveMultipart(dontWait: true), req.count >= 6 else { continue }
-            // [version, request id, domain, address, routing id, mechanism, credentials…]
-            let address = String(decoding: req[3], as: UTF8.self)
-            let mechanism = String(decoding: req[5], as: UTF8.self)
-            var ok = false, user = ""
-            if mechanism == "CURVE", req.count >= 7, let key = CurveKeyPair.z85(req[6]) {
-                user = key
-                let until = monotonicSeconds() + Self.holdSeconds
-                while allowed.withLock({ $0 == nil }) && !stop.load(ordering: .relaxed) && monotonicSeconds() < until {
-                    usleep(10_000)
-                }
-                ok = allowed.withLock { $0?.contains(key) ?? false }
-                if !ok { onRefused?(address, key) }
-            }
-            _ = try? rep.sendMultipart([Array("1.0".utf8), req[1], Array((ok ? "200" : "400").utf8),
-                                        Array((ok ? "OK" : "key not authorized").utf8), Array(user.utf8), []])
+    /// Answers one request, if one arrives within 200 ms.
+    private func serveOne() {
+        guard (try? ZPoll.wait([ZPoll.Item(rep, read: true)], timeoutMs: 200))?[0].readable == true,
+              let req = try? rep.receiveMultipart(dontWait: true), req.count >= 6 else { return }
+        // [version, request id, domain, address, routing id, mechanism, credentials…]
+        let address = String(decoding: req[3], as: UTF8.self)
+        let mechanism = String(decoding: req[5], as: UTF8.self)
+        var ok = false, user = ""
+        if mechanism == "CURVE", req.count >= 7, let key = CurveKeyPair.z85(req[6]) {
+            user = key
+            let until = monotonicSeconds() + Self.holdSeconds
+            while allowed.withLock({ $0 == nil }) && monotonicSeconds() < until { usleep(10_000) }
+            ok = allowed.withLock { $0?.contains(key) ?? false }
+            if !ok { onRefused?(address, key) }
         }
+        _ = try? rep.sendMultipart([Array("1.0".utf8), req[1], Array((ok ? "200" : "400").utf8),
+                                    Array((ok ? "OK" : "key not authorized").utf8), Array(user.utf8), []])
     }
 }
 
