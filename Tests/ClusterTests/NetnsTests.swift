@@ -16,12 +16,12 @@ final class EmulatedLAN {
     let lan = Fixtures.packageRoot + "/cluster/netns/lan"
     let keys: String
 
-    init(hosts: Int, tag: String, dir: String, coordinator: String = "coordinator", workers: [String], others: [String] = []) throws {
+    init(hosts: Int, tag: String, dir: String, workers: [String], others: [String] = []) throws {
         prefix = "\(tag)\(getpid() % 10000)"
         keys = "\(dir)/keys"
         let up = run(["up", String(hosts), "1gbit"])
         try #require(up.status == 0, "\(up.output)")
-        for name in [coordinator] + workers + others {
+        for name in ["coordinator"] + workers + others {
             #expect(Fixtures.run([Fixtures.ringtrain, "keygen", "\(keys)/\(name)"]).status == 0)
         }
         try FileIO.makeDirectories("\(keys)/authorized")
@@ -38,6 +38,23 @@ final class EmulatedLAN {
     /// `argv` run inside host i's namespace.
     func onHost(_ i: Int, _ argv: [String]) -> [String] { ["ip", "netns", "exec", "\(prefix)-h\(i)"] + argv }
 
+    /// Where the coordinator listens: host 0.
+    let endpoint = "tcp://198.18.0.10:29500"
+
+    /// The coordinator on host 0 (CURVE on, the workers' keys authorized), waiting for `workers`.
+    func startCoordinator(job: String, workers: Int) throws -> Started {
+        let c = try Started(onHost(0, [Fixtures.ringtrain, "coordinator", "--listen", endpoint, "--workers", String(workers), job,
+                                       "--curve-key", "\(keys)/coordinator.key", "--authorized-keys", "\(keys)/authorized"]))
+        #expect(c.waitFor("waiting for \(workers) workers", timeout: 30), "\(c.text)")
+        return c
+    }
+
+    /// A worker on host i with the key pair `key`.
+    func startWorker(onHost i: Int, key: String) throws -> Started {
+        try Started(onHost(i, [Fixtures.ringtrain, "worker", "--coordinator", endpoint, "--curve-key", "\(keys)/\(key).key",
+                               "--coordinator-key", "\(keys)/coordinator.pub"]))
+    }
+
     deinit { run(["down"]) }
 }
 
@@ -50,20 +67,11 @@ func multiHostTrainingOverEmulatedLANWithCurve() throws {
     let job = try writeJob(dir, epochs: 3, batch: 16, samples: 4096)
     let net = try EmulatedLAN(hosts: 4, tag: "rtt", dir: dir, workers: ["w1", "w2", "w3"], others: ["intruder"])
     defer { withExtendedLifetime(net) {} }   // the namespaces live until the test ends
-    let rt = Fixtures.ringtrain, onHost = net.onHost
-    let endpoint = "tcp://198.18.0.10:29500"
-    let coordinator = try Started(onHost(0, [rt, "coordinator", "--listen", endpoint, "--workers", "3", job,
-                                             "--curve-key", "\(dir)/keys/coordinator.key",
-                                             "--authorized-keys", "\(dir)/keys/authorized"]))
-    #expect(coordinator.waitFor("waiting for 3 workers", timeout: 30), "\(coordinator.text)")
-    func worker(_ host: Int, _ key: String) throws -> Started {
-        try Started(onHost(host, [rt, "worker", "--coordinator", endpoint, "--curve-key", "\(dir)/keys/\(key).key",
-                                  "--coordinator-key", "\(dir)/keys/coordinator.pub"]))
-    }
-    let intruder = try worker(1, "intruder")
+    let coordinator = try net.startCoordinator(job: job, workers: 3)
+    let intruder = try net.startWorker(onHost: 1, key: "intruder")
     #expect(intruder.wait(timeout: 30) == 2, "\(intruder.text)")
     #expect(intruder.text.contains("refused this worker's CURVE key"), "\(intruder.text)")
-    let workers = try (1...3).map { try worker($0, "w\($0)") }
+    let workers = try (1...3).map { try net.startWorker(onHost: $0, key: "w\($0)") }
     for w in workers { #expect(w.wait(timeout: 240) == 0, "\(w.text)") }
     #expect(coordinator.wait(timeout: 30) == 0, "\(coordinator.text)")
     let log = coordinator.text
@@ -84,16 +92,8 @@ func hierarchicalTrainingOnTwoHostsWithTwoWorkersEach() throws {
     let job = try writeJob(dir, epochs: 2, batch: 16, samples: 4096)
     let net = try EmulatedLAN(hosts: 3, tag: "rth", dir: dir, workers: ["w1", "w2", "w3", "w4"])
     defer { withExtendedLifetime(net) {} }   // the namespaces live until the test ends
-    let rt = Fixtures.ringtrain, onHost = net.onHost
-    let endpoint = "tcp://198.18.0.10:29500"
-    let coordinator = try Started(onHost(0, [rt, "coordinator", "--listen", endpoint, "--workers", "4", job,
-                                             "--curve-key", "\(dir)/keys/coordinator.key",
-                                             "--authorized-keys", "\(dir)/keys/authorized"]))
-    #expect(coordinator.waitFor("waiting for 4 workers", timeout: 30), "\(coordinator.text)")
-    let workers = try (1...4).map { w in
-        try Started(onHost((w + 1) / 2, [rt, "worker", "--coordinator", endpoint, "--curve-key", "\(dir)/keys/w\(w).key",
-                                         "--coordinator-key", "\(dir)/keys/coordinator.pub"]))
-    }
+    let coordinator = try net.startCoordinator(job: job, workers: 4)
+    let workers = try (1...4).map { try net.startWorker(onHost: ($0 + 1) / 2, key: "w\($0)") }
     for w in workers { #expect(w.wait(timeout: 240) == 0, "\(w.text)") }
     #expect(coordinator.wait(timeout: 30) == 0, "\(coordinator.text)")
     #expect(coordinator.text.contains("job cluster-test finished: 128 steps"), "\(coordinator.text)")
