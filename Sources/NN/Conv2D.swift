@@ -123,30 +123,26 @@ public final class Conv2D: Layer {
         Parallel.forEach(work, grain: max(1, 16384 / max(n, 1))) { rows in
         for r in rows {
             let ci = r / (kernel.h * kernel.w), ki = (r / kernel.w) % kernel.h, kj = r % kernel.w
-            do {
-                do {
-                    let row = out + ((ci * kernel.h + ki) * kernel.w + kj) * n
-                    for bi in 0..<b {
-                        let plane = x + (bi * c + ci) * h * w
-                        let dst = row + bi * hw
-                        for oy in 0..<ho {
-                            let iy = oy * stride.h - padding.h + ki * dilation.h
-                            let d = dst + oy * wo
-                            if iy < 0 || iy >= h { d.update(repeating: 0, count: wo); continue }
-                            let src = plane + iy * w
-                            let x0 = kj * dilation.w - padding.w
-                            if stride.w == 1 {
-                                // Contiguous run: zeros, a copy, zeros.
-                                let lo = max(0, -x0), hi = min(wo, w - x0)
-                                if lo > 0 { d.update(repeating: 0, count: min(lo, wo)) }
-                                if hi > lo { (d + lo).update(from: src + x0 + lo, count: hi - lo) }
-                                if hi < wo { (d + max(hi, lo)).update(repeating: 0, count: wo - max(hi, lo)) }
-                            } else {
-                                for ox in 0..<wo {
-                                    let ix = ox * stride.w + x0
-                                    d[ox] = ix >= 0 && ix < w ? src[ix] : 0
-                                }
-                            }
+            let row = out + ((ci * kernel.h + ki) * kernel.w + kj) * n
+            for bi in 0..<b {
+                let plane = x + (bi * c + ci) * h * w
+                let dst = row + bi * hw
+                for oy in 0..<ho {
+                    let iy = oy * stride.h - padding.h + ki * dilation.h
+                    let d = dst + oy * wo
+                    if iy < 0 || iy >= h { d.update(repeating: 0, count: wo); continue }
+                    let src = plane + iy * w
+                    let x0 = kj * dilation.w - padding.w
+                    if stride.w == 1 {
+                        // Contiguous run: zeros, a copy, zeros.
+                        let lo = max(0, -x0), hi = min(wo, w - x0)
+                        if lo > 0 { d.update(repeating: 0, count: min(lo, wo)) }
+                        if hi > lo { (d + lo).update(from: src + x0 + lo, count: hi - lo) }
+                        if hi < wo { (d + max(hi, lo)).update(repeating: 0, count: wo - max(hi, lo)) }
+                    } else {
+                        for ox in 0..<wo {
+                            let ix = ox * stride.w + x0
+                            d[ox] = ix >= 0 && ix < w ? src[ix] : 0
                         }
                     }
                 }
