@@ -32,7 +32,8 @@ public final class Coordinator {
     }
 
     public enum Outcome: Equatable, Sendable {
-        case succeeded(steps: Int, lastTestAccuracy: Double?)
+        /// The last epoch's evaluation, as the workers reported it.
+        case succeeded(steps: Int, lastMetrics: [Metric])
         case failed(rank: Int?, host: String?, message: String)
     }
 
@@ -192,7 +193,7 @@ public final class Coordinator {
     private func supervise() throws -> Outcome {
         let c = options.job.comm
         var lastPing = 0.0
-        var lastAccuracy: Double?
+        var lastMetrics: [Metric] = []
         var lastStep = 0
         while true {
             try checkExternal()
@@ -218,7 +219,7 @@ public final class Coordinator {
             members[i].lastSeen = monotonicSeconds()
             let m = members[i]
             switch msg {
-            case .heartbeat(let rank, _), .metrics(let rank, _, _, _, _, _), .done(let rank, _), .failed(let rank, _, _):
+            case .heartbeat(let rank, _), .metrics(let rank, _, _, _, _), .done(let rank, _), .failed(let rank, _, _):
                 guard rank == m.rank else {
                     log("ignored \(msg.type) claiming rank \(rank) from rank \(m.rank) (\(m.hello.host))")
                     continue
@@ -226,15 +227,15 @@ public final class Coordinator {
             default: break
             }
             switch msg {
-            case .metrics(_, let epoch, let step, let loss, let acc, let rate):
-                lastAccuracy = acc
-                log("epoch \(epoch) (step \(step)): test_loss \(fmt(loss, 4)) test_acc \(fmt(acc, 4)) samples/s \(Int(rate))")
+            case .metrics(_, let epoch, let step, let values, let rate):
+                lastMetrics = values
+                log("epoch \(epoch) (step \(step)): \(metricsLine(values)) samples/s \(Int(rate))")
             case .done(_, let step):
                 members[i].done = true
                 lastStep = max(lastStep, step)
                 if members.allSatisfy(\.done) {
-                    log("job \(options.job.name) finished: \(lastStep) steps" + (lastAccuracy.map { ", test_acc \(fmt($0, 4))" } ?? ""))
-                    return .succeeded(steps: lastStep, lastTestAccuracy: lastAccuracy)
+                    log("job \(options.job.name) finished: \(lastStep) steps" + (lastMetrics.isEmpty ? "" : ", " + metricsLine(lastMetrics)))
+                    return .succeeded(steps: lastStep, lastMetrics: lastMetrics)
                 }
             case .failed(_, let peer, let message):
                 // A ring error names the peer that failed; blame it rather than the messenger.
@@ -284,6 +285,9 @@ public final class Coordinator {
         return .failed(rank: rank, host: host, message: message)
     }
 }
+
+/// `val_loss 0.3123 val_acc 0.8721`
+func metricsLine(_ values: [Metric]) -> String { values.map { "\($0.name) \(fmt($0.value, 4))" }.joined(separator: " ") }
 
 func hex(_ bytes: [UInt8]) -> String {
     bytes.map { $0 < 16 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()

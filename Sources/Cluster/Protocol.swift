@@ -1,5 +1,6 @@
 import Config
 import Formats
+import Train
 
 /// Control-plane messages between the coordinator (ROUTER) and workers (DEALER). Each is one
 /// ZeroMQ frame holding a JSON object `{"type": …, "v": 1, …}`, at most `maxBytes` long. Every
@@ -52,7 +53,8 @@ public enum ControlMessage: Equatable, Sendable {
     case reject(reason: String)
     case heartbeat(rank: Int, step: Int)
     case ping
-    case metrics(rank: Int, epoch: Int, step: Int, testLoss: Double, testAccuracy: Double, samplesPerSecond: Double)
+    /// An epoch's evaluation (named values, e.g. val_loss, val_acc) and training speed.
+    case metrics(rank: Int, epoch: Int, step: Int, values: [Metric], samplesPerSecond: Double)
     case done(rank: Int, step: Int)
     case failed(rank: Int, peer: Int?, message: String)
     case abort(rank: Int?, host: String?, message: String)
@@ -92,9 +94,10 @@ public enum ControlMessage: Equatable, Sendable {
         case .reject(let reason): put("reason", .string(reason))
         case .heartbeat(let rank, let step): put("rank", .int(rank)); put("step", .int(step))
         case .ping: break
-        case .metrics(let rank, let epoch, let step, let loss, let acc, let rate):
+        case .metrics(let rank, let epoch, let step, let values, let rate):
             put("rank", .int(rank)); put("epoch", .int(epoch)); put("step", .int(step))
-            put("test_loss", .double(loss)); put("test_accuracy", .double(acc)); put("samples_per_second", .double(rate))
+            put("values", .map(values.filter { $0.value.isFinite }.map { ConfigEntry(key: $0.name, value: .double($0.value)) }))
+            put("samples_per_second", .double(rate))
         case .done(let rank, let step): put("rank", .int(rank)); put("step", .int(step))
         case .failed(let rank, let peer, let message):
             put("rank", .int(rank)); put("peer", peer.map { .int($0) }); put("message", .string(message))
@@ -153,9 +156,11 @@ public enum ControlMessage: Equatable, Sendable {
             case "HEARTBEAT": msg = .heartbeat(rank: try r.requiredInt("rank", min: 0), step: try r.requiredInt("step", min: 0))
             case "PING": msg = .ping
             case "METRICS":
+                let v = try r.section("values")
+                let values = try v.entries.map { Metric($0.key, try v.requiredDouble($0.key)) }
+                try v.finish()
                 msg = .metrics(rank: try r.requiredInt("rank", min: 0), epoch: try r.requiredInt("epoch", min: 0),
-                               step: try r.requiredInt("step", min: 0), testLoss: try r.requiredDouble("test_loss"),
-                               testAccuracy: try r.requiredDouble("test_accuracy", min: 0, max: 1),
+                               step: try r.requiredInt("step", min: 0), values: values,
                                samplesPerSecond: try r.requiredDouble("samples_per_second", min: 0))
             case "DONE": msg = .done(rank: try r.requiredInt("rank", min: 0), step: try r.requiredInt("step", min: 0))
             case "FAILED":

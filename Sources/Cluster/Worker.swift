@@ -94,12 +94,12 @@ public final class WorkerRuntime {
     }
 
     private func train(job: JobConfig, welcome: ControlMessage.Welcome, listener: RingListener, control: ControlLoop) throws {
-        let data = try JobData.load(job.data)
+        let data = try JobData.load(job)
         let comm = try RingCommunicator(listener: listener, rank: welcome.rank, peers: welcome.peers, runID: welcome.runID,
                                         options: .init(timeout: job.comm.timeout, connectTimeout: max(job.comm.timeout, 30),
-                                                       sharedMemory: job.comm.transport != "tcp",
-                                                       sharedBuffers: job.comm.transport == "auto",
-                                                       compression: job.comm.compression == "bf16" ? .bf16 : .none),
+                                                       sharedMemory: job.comm.transport != .tcp,
+                                                       sharedBuffers: job.comm.transport == .auto,
+                                                       compression: job.comm.compression == .bf16 ? .bf16 : .none),
                                         peerKeys: welcome.peerKeys)
         let trainer = try Trainer(job: job, data: data, comm: comm)
         let t = comm.transport
@@ -114,8 +114,8 @@ public final class WorkerRuntime {
         trainer.onStep = { state, _ in control.step = state.globalStep }
         if welcome.rank == 0 {
             trainer.onEpoch = { state, ev, rate in
-                control.post(.metrics(rank: 0, epoch: state.epoch, step: state.globalStep, testLoss: ev.loss,
-                                      testAccuracy: ev.accuracy, samplesPerSecond: rate))
+                let values = ev.map { e in [Metric("\(e.split)_loss", e.loss)] + e.metrics.map { Metric("\(e.split)_\($0.name)", $0.value) } } ?? []
+                control.post(.metrics(rank: 0, epoch: state.epoch, step: state.globalStep, values: values, samplesPerSecond: rate))
             }
         }
         let dir = job.checkpointDirectory

@@ -43,8 +43,9 @@ public final class ConfigReader {
     /// Rejects any key that no accessor read.
     public func finish() throws {
         if let extra = entries.first(where: { !used.contains($0.key) }) {
-            let known = used.sorted().joined(separator: ", ")
-            throw error(extra.key, "unknown key (expected one of: \(known))")
+            let known = used.sorted()
+            let hint = closest(extra.key, among: known).map { "did you mean \"\($0)\"? " } ?? ""
+            throw error(extra.key, "unknown key (\(hint)expected one of: \(known.joined(separator: ", ")))")
         }
     }
 
@@ -121,6 +122,30 @@ public final class ConfigReader {
         return s
     }
 
+    /// A string naming one case of `E` (its raw value), e.g. `try r.choice("loss", default: LossKind.crossEntropy)`.
+    public func optionalChoice<E: RawRepresentable & CaseIterable>(_ key: String, _ type: E.Type = E.self) throws -> E?
+    where E.RawValue == String {
+        let names = E.allCases.map(\.rawValue)
+        guard let s = try optionalString(key) else { return nil }
+        guard let e = E(rawValue: s) else {
+            let hint = closest(s, among: names).map { " (did you mean \"\($0)\"?)" } ?? ""
+            throw error(key, "expected one of \(names.joined(separator: ", ")), found \"\(s)\"" + hint)
+        }
+        return e
+    }
+
+    public func choice<E: RawRepresentable & CaseIterable>(_ key: String, default d: E) throws -> E where E.RawValue == String {
+        try optionalChoice(key, E.self) ?? d
+    }
+
+    public func requiredChoice<E: RawRepresentable & CaseIterable>(_ key: String, _ type: E.Type = E.self) throws -> E
+    where E.RawValue == String {
+        guard let e = try optionalChoice(key, type) else {
+            throw error(key, "required: one of \(E.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return e
+    }
+
     public func optionalList(_ key: String) throws -> [ConfigValue]? {
         guard let v = value(key) else { return nil }
         guard case .list(let l) = v else { throw error(key, "expected a list, found \(v.summary)") }
@@ -136,8 +161,49 @@ public final class ConfigReader {
         }
     }
 
+    /// One string or a list of them (integers are taken as their text, e.g. CSV column indices).
+    public func stringList(_ key: String) throws -> [String]? {
+        guard let v = value(key) else { return nil }
+        func one(_ v: ConfigValue, _ at: String) throws -> String {
+            switch v {
+            case .string(let s): return s
+            case .int(let i): return String(i)
+            default: throw error(at, "expected a string, found \(v.summary)")
+            }
+        }
+        if case .list(let l) = v { return try l.enumerated().map { try one($0.element, "\(key)[\($0.offset)]") } }
+        return [try one(v, key)]
+    }
+
     /// A nested mapping (an empty one when the key is absent).
     public func section(_ key: String) throws -> ConfigReader {
         try ConfigReader(value(key) ?? .null, source: source, path: join(key))
     }
+}
+
+/// The candidate nearest to `word` by edit distance, if it is close enough to be a likely typo
+/// (at most a third of the word's length, and at least 1, apart).
+public func closest(_ word: String, among candidates: [String]) -> String? {
+    let limit = max(1, word.count / 3)
+    var best: (String, Int)?
+    for c in candidates {
+        let d = editDistance(word, c)
+        if d <= limit && d < (best?.1 ?? Int.max) { best = (c, d) }
+    }
+    return best?.0
+}
+
+/// Levenshtein distance (insertions, deletions, substitutions).
+public func editDistance(_ a: String, _ b: String) -> Int {
+    let x = Array(a.unicodeScalars), y = Array(b.unicodeScalars)
+    if x.isEmpty { return y.count }
+    var prev = Array(0...y.count), cur = prev
+    for i in 1...x.count {
+        cur[0] = i
+        for j in stride(from: 1, through: y.count, by: 1) {
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x[i - 1] == y[j - 1] ? 0 : 1))
+        }
+        swap(&prev, &cur)
+    }
+    return prev[y.count]
 }

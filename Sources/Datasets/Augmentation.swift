@@ -24,7 +24,7 @@ public struct Augmentation: Equatable, Sendable {
     public var mixes: Bool { mixupAlpha > 0 || cutmixAlpha > 0 }
 
     /// Augments `x` [B, C, H, W] in place; with MixUp/CutMix also writes soft targets [B, classes].
-    public func apply(_ x: Tensor, labels: Labels, classes: Int, soft: Tensor, rng: inout RNG) {
+    public func apply(_ x: Tensor, labels: IntTensor, classes: Int, soft: Tensor, rng: inout RNG) {
         let b = x.rows
         guard x.shape.count == 4, b > 0 else { return }
         let (c, h, w) = (x.shape[1], x.shape[2], x.shape[3])

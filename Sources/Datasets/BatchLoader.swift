@@ -6,15 +6,14 @@ import TensorCore
 /// into two buffers used in turn (the copy of the next batch overlaps the current step).
 ///
 ///     let loader = BatchLoader(dataset, sampler: s, epoch: e, from: step)
-///     while let (x, y) = loader.next() { … }   // valid until the following next()
+///     while let batch = loader.next() { … }   // valid until the following next()
 public final class BatchLoader {
-    private let dataset: Dataset
+    private let dataset: DataSource
     private let sampler: DistributedSampler
     private let perm: [Int]
     private let end: Int
     private var consumed: Int
-    private let buffers = [(Tensor.workspace(), Labels()), (Tensor.workspace(), Labels())]
-    private let soft = [Tensor.workspace(), Tensor.workspace()]
+    private let buffers = [Batch(), Batch()]
     private let augmentation: Augmentation
     private let epoch: Int
     private let filled = DispatchSemaphore(value: 0)
@@ -25,7 +24,7 @@ public final class BatchLoader {
     private var cancelled = false   // read by the producer after each `free.wait()`
     private var handedOut = false
 
-    public init(_ dataset: Dataset, sampler: DistributedSampler, epoch: Int, from step: Int,
+    public init(_ dataset: DataSource, sampler: DistributedSampler, epoch: Int, from step: Int,
                 augmentation: Augmentation = Augmentation()) {
         self.dataset = dataset
         self.sampler = sampler
@@ -43,28 +42,28 @@ public final class BatchLoader {
         for step in start..<end {
             free.wait()
             if cancelled { break }
-            let (x, y) = buffers[step % 2]
-            dataset.gather(sampler.indices(perm, step: step), into: x, labels: y)
+            let batch = buffers[step % 2]
+            dataset.gather(sampler.indices(perm, step: step), into: batch)
             if !augmentation.isIdentity {
                 var rng = RNG(seed: sampler.seed ^ UInt64(sampler.rank) &* 0x9E37_79B9, stream: "augment",
                               UInt64(epoch) &* 1_000_003 &+ UInt64(step))
-                augmentation.apply(x, labels: y, classes: dataset.numClasses, soft: soft[step % 2], rng: &rng)
+                augmentation.apply(batch.x, labels: batch.labels, classes: dataset.target?.count ?? 0, soft: batch.soft, rng: &rng)
+                batch.hasSoft = augmentation.mixes
             }
             filled.signal()
         }
         done.signal()
     }
 
-    /// The next batch, or nil at the end of the epoch. With MixUp/CutMix, `soft` holds the
-    /// mixed targets [B, classes]; otherwise it is nil.
-    public func next() -> (x: Tensor, labels: Labels, soft: Tensor?)? {
+    /// The next batch, or nil at the end of the epoch. With MixUp/CutMix, its soft targets
+    /// hold the mixed labels [B, classes].
+    public func next() -> Batch? {
         if handedOut { free.signal() }   // the previous batch's buffer may be refilled
         guard consumed < end else { handedOut = false; return nil }
         filled.wait()
         handedOut = true
         defer { consumed += 1 }
-        let (x, y) = buffers[consumed % 2]
-        return (x, y, augmentation.mixes ? soft[consumed % 2] : nil)
+        return buffers[consumed % 2]
     }
 
     /// Stops the producer and waits for it (call before dropping a loader mid-epoch).

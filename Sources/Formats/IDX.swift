@@ -1,4 +1,3 @@
-import CZlib
 import Glibc
 
 /// The IDX format of MNIST and Fashion-MNIST, raw or gzip-compressed:
@@ -12,34 +11,8 @@ public enum IDX {
         public let bytes: [UInt8]
     }
 
-    /// Reads a whole file, transparently decompressing gzip (zlib's gz* functions read
-    /// uncompressed files as they are).
-    public static func readFileBytes(_ path: String) throws -> [UInt8] {
-        guard FileIO.exists(path) else { throw FileError(path, "no such file") }
-        guard let gz = gzopen(path, "rb") else { throw FileError(path, "cannot open: \(String(cString: strerror(errno)))") }
-        defer { gzclose(gz) }
-        gzbuffer(gz, 1 << 17)
-        var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { gzread(gz, $0.baseAddress, UInt32($0.count)) }
-            if n < 0 {
-                var code: Int32 = 0
-                let msg = String(cString: gzerror(gz, &code))
-                throw FileError(path, "cannot decompress: \(msg)")
-            }
-            if n == 0 { break }
-            out += chunk[0..<Int(n)]
-        }
-        // gzread stops quietly at a truncated stream; gzerror tells.
-        var code: Int32 = 0
-        let msg = String(cString: gzerror(gz, &code))
-        if code != Z_OK { throw FileError(path, "cannot decompress: \(msg) (file truncated?)") }
-        return out
-    }
-
     public static func read(_ path: String) throws -> Array {
-        try parse(try readFileBytes(path), source: path)
+        try parse(try FileIO.readDecompressed(path), source: path)
     }
 
     public static func parse(_ b: [UInt8], source: String) throws -> Array {

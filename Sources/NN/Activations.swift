@@ -22,8 +22,16 @@ public class ElementwiseActivation: Layer {
         fatalError("subclass")
     }
 
+    /// f(z) in Double, from the formula (for the gradient checks).
+    func referenceValue(_ z: Double) -> Double { fatalError("subclass") }
+
     /// Large tensors are split across cores in 8-aligned pieces.
     static let grain = 1 << 16
+
+    /// One operation per element (seed table: activations 1 per element).
+    public var flops: Int { outputShape.reduce(1, *) }
+
+    public func reference(_ x: [Double], batch: Int, training: Bool, _ r: Reference) -> [Double] { x.map(referenceValue) }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         input = x
@@ -52,6 +60,7 @@ public class ElementwiseActivation: Layer {
 /// ReLU: max(0, z); gradient gated by the forward mask (z > 0).
 public final class ReLU: ElementwiseActivation {
     public init(_ shape: [Int]) { super.init(shape: shape) }
+    override func referenceValue(_ z: Double) -> Double { max(z, 0) }
     override func forwardKernel(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
         var i = 0
         let zero = Vec8(repeating: 0)
@@ -71,6 +80,7 @@ public final class ReLU: ElementwiseActivation {
 /// Sigmoid: σ(z) = 1/(1+e⁻ᶻ); σ' = a(1−a) from the output.
 public final class Sigmoid: ElementwiseActivation {
     public init(_ shape: [Int]) { super.init(shape: shape) }
+    override func referenceValue(_ z: Double) -> Double { 1 / (1 + exp(-z)) }
     override func forwardKernel(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
         for i in 0..<n { y[i] = sigmoid(x[i]) }
     }
@@ -83,6 +93,7 @@ public final class Sigmoid: ElementwiseActivation {
 /// Tanh; tanh' = 1 − a² from the output.
 public final class Tanh: ElementwiseActivation {
     public init(_ shape: [Int]) { super.init(shape: shape) }
+    override func referenceValue(_ z: Double) -> Double { tanh(z) }
     override func forwardKernel(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
         for i in 0..<n { y[i] = tanhf(x[i]) }
     }
@@ -104,6 +115,7 @@ public func sigmoid(_ z: Float) -> Float {
 public final class LeakyReLU: ElementwiseActivation {
     public let alpha: Float
     public init(_ shape: [Int], alpha: Float = 0.01) { self.alpha = alpha; super.init(shape: shape) }
+    override func referenceValue(_ z: Double) -> Double { z > 0 ? z : Double(alpha) * z }
     override func forwardKernel(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
         for i in 0..<n { y[i] = x[i] > 0 ? x[i] : alpha * x[i] }
     }
@@ -117,6 +129,7 @@ public final class LeakyReLU: ElementwiseActivation {
 public final class ELU: ElementwiseActivation {
     public let alpha: Float
     public init(_ shape: [Int], alpha: Float = 1) { self.alpha = alpha; super.init(shape: shape) }
+    override func referenceValue(_ z: Double) -> Double { z >= 0 ? z : Double(alpha) * (exp(z) - 1) }
     override func forwardKernel(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
         for i in 0..<n { y[i] = x[i] >= 0 ? x[i] : alpha * (expf(x[i]) - 1) }
     }
@@ -132,6 +145,7 @@ public final class GELU: ElementwiseActivation {
     public let approximateTanh: Bool
     public init(_ shape: [Int], approximateTanh: Bool = false) { self.approximateTanh = approximateTanh; super.init(shape: shape) }
     static let k: Float = (2 / Float.pi).squareRoot()
+    override func referenceValue(_ z: Double) -> Double { approximateTanh ? 0.5 * z * (1 + tanh((2 / Double.pi).squareRoot() * (z + 0.044715 * z * z * z))) : 0.5 * z * (1 + erf(z / 2.0.squareRoot())) }
     override func forwardKernel(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
         if approximateTanh {
             for i in 0..<n { let z = x[i]; y[i] = 0.5 * z * (1 + tanhf(GELU.k * (z + 0.044715 * z * z * z))) }
@@ -161,6 +175,7 @@ public final class GELU: ElementwiseActivation {
 public final class Swish: ElementwiseActivation {
     public let beta: Float
     public init(_ shape: [Int], beta: Float = 1) { self.beta = beta; super.init(shape: shape) }
+    override func referenceValue(_ z: Double) -> Double { z / (1 + exp(-Double(beta) * z)) }
     override func forwardKernel(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
         for i in 0..<n { y[i] = x[i] * sigmoid(beta * x[i]) }
     }
@@ -181,6 +196,7 @@ public final class Softplus: ElementwiseActivation {
         self.threshold = threshold
         super.init(shape: shape)
     }
+    override func referenceValue(_ z: Double) -> Double { Double(beta) * z > Double(threshold) ? z : log1p(exp(Double(beta) * z)) / Double(beta) }
     override func forwardKernel(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
         for i in 0..<n { let bz = beta * x[i]; y[i] = bz > threshold ? x[i] : log1pf(expf(bz)) / beta }
     }
@@ -194,6 +210,7 @@ public final class Softplus: ElementwiseActivation {
 public final class ScaledSigmoid: ElementwiseActivation {
     public let lo: Float, hi: Float
     public init(_ shape: [Int], lo: Float, hi: Float) { self.lo = lo; self.hi = hi; super.init(shape: shape) }
+    override func referenceValue(_ z: Double) -> Double { Double(lo) + Double(hi - lo) / (1 + exp(-z)) }
     override func forwardKernel(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
         for i in 0..<n { y[i] = lo + (hi - lo) * sigmoid(x[i]) }
     }
@@ -221,6 +238,13 @@ public final class PReLU: Layer {
     private var spatial: Int { outputShape.dropFirst().reduce(1, *) }
     @inline(__always) private func channel(_ i: Int) -> Int { weight.count == 1 ? 0 : (i / spatial) % outputShape[0] }
 
+    public var flops: Int { outputShape.reduce(1, *) }
+
+    public func reference(_ x: [Double], batch: Int, training: Bool, _ r: Reference) -> [Double] {
+        let a = r.value(weight)
+        return x.enumerated().map { i, z in z > 0 ? z : a[channel(i)] * z }
+    }
+
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         input = x
         output.resize(x.shape)
@@ -242,8 +266,8 @@ public final class PReLU: Layer {
     }
 }
 
-/// Softmax over each sample's features: y = e^{z}/Σe^{z}; dx = y ⊙ (dy − Σ dy⊙y).
-/// With `log: true`, LogSoftmax: y = z − logΣe^{z}; dx = dy − softmax ⊙ Σ dy.
+/// Softmax over the last axis (`torch.nn.Softmax(dim=-1)`): y = e^{z}/Σe^{z};
+/// dx = y ⊙ (dy − Σ dy⊙y). With `log: true`, LogSoftmax: y = z − logΣe^{z}; dx = dy − softmax ⊙ Σ dy.
 public final class Softmax: Layer {
     public let outputShape: [Int]
     public let log: Bool
@@ -252,17 +276,23 @@ public final class Softmax: Layer {
 
     public init(_ shape: [Int], log: Bool) { outputShape = shape; self.log = log }
 
+    private var c: Int { outputShape.last ?? 1 }
+    /// exp, sum and divide: about 3 per element.
+    public var flops: Int { 3 * outputShape.reduce(1, *) }
+
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         output.resize(x.shape)
-        let c = x.rowSize
-        for r in 0..<x.rows {
-            let z = x.data + r * c, y = output.data + r * c
-            var m = z[0]
-            for j in 1..<c where z[j] > m { m = z[j] }
-            var s: Float = 0
-            for j in 0..<c { s += expf(z[j] - m) }
-            let lse = m + logf(s)
-            for j in 0..<c { y[j] = log ? z[j] - lse : expf(z[j] - lse) }
+        let c = self.c, xd = x.data, yd = output.data, log = self.log
+        Parallel.forEach(x.count / c, grain: max(1, 16384 / c)) { rows in
+            for r in rows {
+                let z = xd + r * c, y = yd + r * c
+                var m = z[0]
+                for j in 1..<c where z[j] > m { m = z[j] }
+                var s: Float = 0
+                for j in 0..<c { s += expf(z[j] - m) }
+                let lse = m + logf(s)
+                for j in 0..<c { y[j] = log ? z[j] - lse : expf(z[j] - lse) }
+            }
         }
         return output
     }
@@ -270,26 +300,41 @@ public final class Softmax: Layer {
     public func backward(_ dy: Tensor, needInputGrad: Bool) -> Tensor? {
         guard needInputGrad else { return nil }
         inputGrad.resize(dy.shape)
-        let c = dy.rowSize
-        for r in 0..<dy.rows {
-            let g = dy.data + r * c, y = output.data + r * c, dx = inputGrad.data + r * c
-            if log {
-                var s: Float = 0
-                for j in 0..<c { s += g[j] }
-                for j in 0..<c { dx[j] = g[j] - expf(y[j]) * s }
-            } else {
-                var s: Float = 0
-                for j in 0..<c { s += g[j] * y[j] }
-                for j in 0..<c { dx[j] = y[j] * (g[j] - s) }
+        let c = self.c, gd = dy.data, yd = output.data, dxd = inputGrad.data, log = self.log
+        Parallel.forEach(dy.count / c, grain: max(1, 16384 / c)) { rows in
+            for r in rows {
+                let g = gd + r * c, y = yd + r * c, dx = dxd + r * c
+                if log {
+                    var s: Float = 0
+                    for j in 0..<c { s += g[j] }
+                    for j in 0..<c { dx[j] = g[j] - expf(y[j]) * s }
+                } else {
+                    var s: Float = 0
+                    for j in 0..<c { s += g[j] * y[j] }
+                    for j in 0..<c { dx[j] = y[j] * (g[j] - s) }
+                }
             }
         }
         return inputGrad
+    }
+
+    public func reference(_ x: [Double], batch: Int, training: Bool, _ r: Reference) -> [Double] {
+        let c = self.c
+        var y = x
+        for i in 0..<(x.count / c) {
+            let row = x[(i * c)..<((i + 1) * c)]
+            let m = row.max()!
+            let lse = m + Glibc.log(row.reduce(0) { $0 + exp($1 - m) })
+            for j in 0..<c { y[i * c + j] = log ? x[i * c + j] - lse : exp(x[i * c + j] - lse) }
+        }
+        return y
     }
 }
 
 /// ReLU6: min(max(0, z), 6) (MobileNetV2); gradient 1 on (0, 6).
 public final class ReLU6: ElementwiseActivation {
     public init(_ shape: [Int]) { super.init(shape: shape) }
+    override func referenceValue(_ z: Double) -> Double { min(max(z, 0), 6) }
     override func forwardKernel(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
         for i in 0..<n { y[i] = min(max(x[i], 0), 6) }
     }
@@ -298,3 +343,30 @@ public final class ReLU6: ElementwiseActivation {
         for i in 0..<n { dx[i] = x[i] > 0 && x[i] < 6 ? dy[i] : 0 }
     }
 }
+
+/// Every activation of the seed tables by its job-file name; `softmax`/`log_softmax` act on the last axis.
+let activationKinds = [
+    LayerKind("relu") { _, c in ReLU(c.inputShape) },
+    LayerKind("relu6") { _, c in ReLU6(c.inputShape) },
+    LayerKind("sigmoid") { _, c in Sigmoid(c.inputShape) },
+    LayerKind("tanh") { _, c in Tanh(c.inputShape) },
+    LayerKind("leaky_relu") { r, c in LeakyReLU(c.inputShape, alpha: Float(try r.double("alpha", default: 0.01))) },
+    LayerKind("prelu") { r, c in PReLU(c.inputShape, perChannel: try r.bool("per_channel", default: false)) },
+    LayerKind("elu") { r, c in ELU(c.inputShape, alpha: Float(try r.double("alpha", default: 1))) },
+    LayerKind("gelu") { r, c in
+        GELU(c.inputShape, approximateTanh: try r.string("approximate", default: "none", oneOf: ["none", "tanh"]) == "tanh")
+    },
+    LayerKind("silu") { _, c in Swish(c.inputShape, beta: 1) },
+    LayerKind("swish") { r, c in Swish(c.inputShape, beta: Float(try r.double("beta", default: 1))) },
+    LayerKind("softplus") { r, c in
+        Softplus(c.inputShape, beta: Float(try r.double("beta", default: 1, min: 1e-6)),
+                 threshold: Float(try r.double("threshold", default: 20)))
+    },
+    LayerKind("scaled_sigmoid") { r, c in
+        let lo = try r.requiredDouble("low"), hi = try r.requiredDouble("high")
+        guard hi > lo else { throw r.error("high", "must be greater than low (\(lo))") }
+        return ScaledSigmoid(c.inputShape, lo: Float(lo), hi: Float(hi))
+    },
+    LayerKind("softmax") { _, c in Softmax(c.inputShape, log: false) },
+    LayerKind("log_softmax") { _, c in Softmax(c.inputShape, log: true) },
+]

@@ -37,8 +37,8 @@ enum Blocks {
         return c.inputShape[0]
     }
 
-    static let builders: [String: LayerFactory.Builder] = [
-        "vgg_block": { r, c in
+    static let kinds: [LayerKind] = [
+        LayerKind("vgg_block") { r, c in
             _ = try channels(c, "vgg_block")
             let out = try r.requiredInt("out", min: 1), n = try r.int("convs", default: 2, min: 1)
             let norm = try r.bool("batchnorm", default: false)
@@ -46,19 +46,19 @@ enum Blocks {
             for _ in 0..<n { l += [conv(out, 3, bias: !norm)] + (norm ? [bn] : []) + [relu] }
             return try expand(l + [.string("maxpool")], c)
         },
-        "resnet_basic": { r, c in
+        LayerKind("resnet_basic") { r, c in
             let cin = try channels(c, "resnet_basic")
             let out = try r.requiredInt("out", min: 1), s = try r.int("stride", default: 1, min: 1)
             return try expand(residual([conv(out, 3, stride: s), bn, relu, conv(out, 3), bn], inChannels: cin, out: out, stride: s), c)
         },
-        "resnet_bottleneck": { r, c in
+        LayerKind("resnet_bottleneck") { r, c in
             let cin = try channels(c, "resnet_bottleneck")
             let out = try r.requiredInt("out", min: 1), s = try r.int("stride", default: 1, min: 1)
             let w = try r.int("width", default: max(out / 4, 1), min: 1)
             return try expand(residual([conv(w, 1), bn, relu, conv(w, 3, stride: s), bn, relu, conv(out, 1), bn],
                                        inChannels: cin, out: out, stride: s), c)
         },
-        "resnext_block": { r, c in
+        LayerKind("resnext_block") { r, c in
             let cin = try channels(c, "resnext_block")
             let out = try r.requiredInt("out", min: 1), s = try r.int("stride", default: 1, min: 1)
             let card = try r.int("cardinality", default: 32, min: 1), w = try r.int("width", default: 4, min: 1)
@@ -66,7 +66,7 @@ enum Blocks {
             return try expand(residual([conv(inner, 1), bn, relu, conv(inner, 3, stride: s, groups: card), bn, relu,
                                         conv(out, 1), bn], inChannels: cin, out: out, stride: s), c)
         },
-        "dense_block": { r, c in
+        LayerKind("dense_block") { r, c in
             var ch = try channels(c, "dense_block")
             let growth = try r.int("growth", default: 12, min: 1), n = try r.int("layers", default: 4, min: 1)
             var l: [ConfigValue] = []
@@ -77,7 +77,7 @@ enum Blocks {
             }
             return try expand(l, c)
         },
-        "inverted_residual": { r, c in
+        LayerKind("inverted_residual") { r, c in
             let cin = try channels(c, "inverted_residual")
             let out = try r.requiredInt("out", min: 1), s = try r.int("stride", default: 1, min: 1)
             let hidden = cin * (try r.int("expand", default: 6, min: 1))
@@ -88,7 +88,7 @@ enum Blocks {
             }
             return try expand(body, c)
         },
-        "inception": { r, c in
+        LayerKind("inception") { r, c in
             _ = try channels(c, "inception")
             let b1 = try r.requiredInt("b1", min: 1), b3r = try r.requiredInt("b3r", min: 1), b3 = try r.requiredInt("b3", min: 1)
             let b5r = try r.requiredInt("b5r", min: 1), b5 = try r.requiredInt("b5", min: 1), pool = try r.requiredInt("pool", min: 1)

@@ -225,6 +225,43 @@ public final class Conv2D: Layer {
         }
         }
     }
+
+    /// 2·(C_in/groups)·C_out·kh·kw per output position (seed table: Conv 2·C_in·C_out·f²·H_out·W_out).
+    public var flops: Int {
+        2 * (inChannels / groups) * outChannels * kernel.h * kernel.w * outputShape[1] * outputShape[2]
+    }
+
+    /// The convolution sum written out: y[o, oy, ox] = b[o] + Σ W[o, ic, ky, kx]·x[g·C/g + ic, iy, ix].
+    public func reference(_ x: [Double], batch b: Int, training: Bool, _ r: Reference) -> [Double] {
+        let (c, h, w) = (inputShape[0], inputShape[1], inputShape[2])
+        let (o, ho, wo) = (outputShape[0], outputShape[1], outputShape[2])
+        let cg = c / groups, og = o / groups
+        let wt = r.value(weight), bs = bias.map(r.value)
+        var y = [Double](repeating: 0, count: b * o * ho * wo)
+        for i in 0..<b { for oc in 0..<o { for oy in 0..<ho { for ox in 0..<wo {
+            var s = bs?[oc] ?? 0
+            let g = oc / og
+            for ic in 0..<cg { for ky in 0..<kernel.h { for kx in 0..<kernel.w {
+                let iy = oy * stride.h - padding.h + ky * dilation.h
+                let ix = ox * stride.w - padding.w + kx * dilation.w
+                guard iy >= 0, iy < h, ix >= 0, ix < w else { continue }
+                s += wt[((oc * cg + ic) * kernel.h + ky) * kernel.w + kx] * x[((i * c + g * cg + ic) * h + iy) * w + ix]
+            } } }
+            y[((i * o + oc) * ho + oy) * wo + ox] = s
+        } } } }
+        return y
+    }
+
+    /// `{type: conv2d, out: 32, kernel: 3, stride: 1, padding: 1, dilation: 1, groups: 1, bias: true}`
+    /// (kernel, stride, padding and dilation: an integer or [height, width]).
+    static let kinds = [
+        LayerKind("conv2d") { r, c in
+            try Conv2D(inputShape: c.inputShape, workspace: c.workspace, outChannels: try r.requiredInt("out", min: 1),
+                       kernel: try r.pair("kernel", default: nil, min: 1), stride: try r.pair("stride", default: 1, min: 1),
+                       padding: try r.pair("padding", default: 0, min: 0), dilation: try r.pair("dilation", default: 1, min: 1),
+                       groups: try r.int("groups", default: 1, min: 1), bias: try r.bool("bias", default: true))
+        },
+    ]
 }
 
 /// Σ p[0..<n], eight lanes at a time.

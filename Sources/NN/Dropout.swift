@@ -44,6 +44,22 @@ public final class Dropout: Layer {
         return output
     }
 
+    /// The mask costs one multiply per element.
+    public var flops: Int { outputShape.reduce(1, *) }
+
+    /// x ⊙ the mask of the last training forward (the identity in evaluation).
+    public func reference(_ x: [Double], batch: Int, training: Bool, _ r: Reference) -> [Double] {
+        guard training && p > 0 else { return x }
+        return x.enumerated().map { $0.element * Double(mask[$0.offset]) }
+    }
+
+    /// `{type: dropout, p: 0.5}`, any input shape.
+    static let kinds = [
+        LayerKind("dropout") { r, c in
+            Dropout(shape: c.inputShape, p: Float(try r.double("p", default: 0.5, min: 0, max: 0.99)), random: c.random)
+        },
+    ]
+
     public func backward(_ dy: Tensor, needInputGrad: Bool) -> Tensor? {
         guard needInputGrad else { return nil }
         guard lastTraining else { return dy }

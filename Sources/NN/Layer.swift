@@ -88,8 +88,13 @@ public final class Workspace {
 /// `forward` caches what `backward` needs; `backward` *adds* parameter gradients into the
 /// bound gradient views and returns the gradient with respect to the input (or nil when
 /// `needInputGrad` is false, which lets the first layer skip that product). Inputs and
-/// outputs are batch-major: shape `[batch] + sampleShape`. Returned tensors are buffers the
-/// layer owns and reuses; they stay valid until the layer's next forward/backward call.
+/// outputs are batch-major: shape `[batch] + sampleShape`, any number of trailing axes.
+/// Returned tensors are buffers the layer owns and reuses; they stay valid until the layer's
+/// next forward/backward call.
+///
+/// Everything about a layer family lives in its file: the kernels, the FLOP count, the naive
+/// reference the tests check the kernels against, and the `LayerKind`s that build it from a
+/// job file (listed once in `LayerRegistry`).
 public protocol Layer: AnyObject {
     /// Per-sample output shape.
     var outputShape: [Int] { get }
@@ -99,9 +104,23 @@ public protocol Layer: AnyObject {
     var children: [(name: String, layer: Layer)] { get }
     /// Non-trainable state of this layer itself, in state_dict order.
     var buffers: [Buffer] { get }
+    /// Forward FLOPs per sample by the seed table's formulas (a multiply-add counts 2);
+    /// containers report the sum of their children.
+    var flops: Int { get }
 
     func forward(_ x: Tensor, training: Bool) -> Tensor
     func backward(_ dy: Tensor, needInputGrad: Bool) -> Tensor?
+
+    /// The forward pass in Double, written from the formula rather than from the kernel, for
+    /// the gradient checks: `x` holds `batch` samples; parameters come from `r` (which the
+    /// checks perturb) and containers run their children through `r`.
+    func reference(_ x: [Double], batch: Int, training: Bool, _ r: Reference) -> [Double]
+}
+
+/// A layer whose input is integer ids (an embedding): the model hands it the batch's
+/// `IntTensor` directly, so ids never pass through Float.
+public protocol IndexInputLayer: Layer {
+    func forward(indices: IntTensor, training: Bool) -> Tensor
 }
 
 extension Layer {
@@ -122,7 +141,27 @@ extension Layer {
         for c in children { out += c.layer.namedParameters(prefix: prefix + c.name + ".") }
         return out
     }
+
+    /// FLOPs of the children (for containers).
+    var childFlops: Int { children.reduce(0) { $0 + $1.layer.flops } }
 }
 
 /// Batch size of a batch-major tensor.
 @inline(__always) func batchSize(_ x: Tensor) -> Int { x.shape.first ?? 0 }
+
+/// Double parameter values for reference forwards, keyed by the Parameter object, so the
+/// gradient checks can perturb them one at a time.
+public final class Reference {
+    public var params: [ObjectIdentifier: [Double]] = [:]
+
+    public init(_ layer: Layer) {
+        for (_, p) in layer.namedParameters() { params[ObjectIdentifier(p)] = p.value.array.map(Double.init) }
+    }
+
+    public func value(_ p: Parameter) -> [Double] { params[ObjectIdentifier(p)]! }
+
+    /// The reference forward of `layer` (containers call this for their children).
+    public func run(_ layer: Layer, _ x: [Double], batch: Int, training: Bool) -> [Double] {
+        layer.reference(x, batch: batch, training: training, self)
+    }
+}

@@ -1,18 +1,22 @@
 import TensorCore
 
-/// Fully connected layer: y = x·Wᵀ + b, W stored `[out, in]` as in `torch.nn.Linear`.
+/// Fully connected layer on the last axis: y = x·Wᵀ + b, W stored `[out, in]` as in
+/// `torch.nn.Linear`. Inputs `[B, …, in]` are `n = B·…` rows of `in` features.
 ///
-/// Forward:  x[B, in] · Wᵀ[in, out] → y[B, out]           (one sgemm)
-/// Backward: dW[out, in] += dyᵀ[out, B] · x[B, in]        (one sgemm)
-///           db[out]     += Σ_B dy
-///           dx[B, in]    = dy[B, out] · W[out, in]       (one sgemm, skipped for the first layer)
+/// Forward:  x[n, in] · Wᵀ[in, out] → y[n, out]           (one sgemm)
+/// Backward: dW[out, in] += dyᵀ[out, n] · x[n, in]        (one sgemm)
+///           db[out]     += Σ_n dy
+///           dx[n, in]    = dy[n, out] · W[out, in]       (one sgemm, skipped for the first layer)
 public final class Linear: Layer {
     public let inFeatures: Int
     public let outFeatures: Int
     public let weight: Parameter
     public let bias: Parameter?
-    public var outputShape: [Int] { [outFeatures] }
+    /// Per-sample output shape: the input's leading axes, then `out`.
+    public let outputShape: [Int]
     public var parameters: [Parameter] { bias.map { [weight, $0] } ?? [weight] }
+    /// Rows per sample (the product of the axes before the last).
+    public let rowsPerSample: Int
 
     private var input: Tensor?
     private let output = Tensor.workspace()
@@ -27,9 +31,13 @@ public final class Linear: Layer {
         case xavier
     }
 
-    public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, init scheme: Init = .torch) {
+    /// `inputShape` is per sample, `[…, in]`; a flat `[in]` when omitted.
+    public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, init scheme: Init = .torch, inputShape: [Int]? = nil) {
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
+        let lead = Array((inputShape ?? [inFeatures]).dropLast())
+        outputShape = lead + [outFeatures]
+        rowsPerSample = lead.reduce(1, *)
         let fanIn = Float(inFeatures), fanOut = Float(outFeatures)
         let w: Initializer, b: Initializer
         switch scheme {
@@ -41,10 +49,13 @@ public final class Linear: Layer {
         self.bias = bias ? Parameter("bias", shape: [outFeatures], initializer: b) : nil
     }
 
+    /// 2·in·out per row (seed table: Linear d→h is 2dh).
+    public var flops: Int { 2 * inFeatures * outFeatures * rowsPerSample }
+
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
-        let n = batchSize(x)
+        let n = x.count / inFeatures
         input = x
-        output.resize([n, outFeatures])
+        output.resize(Array(x.shape.dropLast()) + [outFeatures])
         let y = output.data
         if let b = bias?.value.data {
             for r in 0..<n { (y + r * outFeatures).update(from: b, count: outFeatures) }
@@ -57,7 +68,7 @@ public final class Linear: Layer {
 
     public func backward(_ dy: Tensor, needInputGrad: Bool) -> Tensor? {
         guard let x = input else { preconditionFailure("Linear.backward before forward") }
-        let n = batchSize(dy)
+        let n = dy.count / outFeatures
         BLAS.gemm(transA: true, m: outFeatures, n: inFeatures, k: n,
                   dy.data, lda: outFeatures, x.data, ldb: inFeatures,
                   beta: 1, weight.grad.data, ldc: inFeatures)
@@ -69,10 +80,35 @@ public final class Linear: Layer {
             }
         }
         guard needInputGrad else { return nil }
-        inputGrad.resize([n] + [inFeatures])
+        inputGrad.resize(Array(dy.shape.dropLast()) + [inFeatures])
         BLAS.gemm(m: n, n: inFeatures, k: outFeatures,
                   dy.data, lda: outFeatures, weight.value.data, ldb: inFeatures,
                   inputGrad.data, ldc: inFeatures)
         return inputGrad
     }
+
+    /// y[r, o] = b[o] + Σ_k W[o, k]·x[r, k] for every row r.
+    public func reference(_ x: [Double], batch: Int, training: Bool, _ r: Reference) -> [Double] {
+        let w = r.value(weight), b = bias.map(r.value)
+        let rows = x.count / inFeatures
+        var y = [Double](repeating: 0, count: rows * outFeatures)
+        for i in 0..<rows { for o in 0..<outFeatures {
+            var s = b?[o] ?? 0
+            for k in 0..<inFeatures { s += w[o * inFeatures + k] * x[i * inFeatures + k] }
+            y[i * outFeatures + o] = s
+        } }
+        return y
+    }
+
+    /// `{type: linear, out: 256, bias: true, init: torch|he|xavier}`, on the last input axis.
+    static let kinds = [
+        LayerKind("linear") { r, c in
+            guard let features = c.inputShape.last, !c.inputShape.isEmpty else {
+                throw c.error("linear needs an input with at least one axis")
+            }
+            let out = try r.requiredInt("out", min: 1)
+            let scheme = try r.choice("init", default: Init.torch)
+            return Linear(features, out, bias: try r.bool("bias", default: true), init: scheme, inputShape: c.inputShape)
+        },
+    ]
 }

@@ -71,8 +71,8 @@ public final class Model {
 
     /// Fills every parameter from its initializer, in state_dict order, from one seeded stream,
     /// and resets buffers and the training-time random stream.
-    public func initialize(seed: UInt64) {
-        var rng = RNG(seed: seed, stream: "init")
+    public func initialize(seed: UInt64, stream: String = "init") {
+        var rng = RNG(seed: seed, stream: stream)
         for (_, p) in parameters { p.initialize(&rng) }
         for (_, b) in buffers { b.reset() }
         random.rng = RNG(seed: seed, stream: "dropout")
@@ -82,8 +82,19 @@ public final class Model {
         parameters.first { $0.name == name }?.parameter
     }
 
+    /// Whether the model reads integer ids (its first layer is an embedding).
+    public var takesIndices: Bool { network.layers.first is IndexInputLayer }
+
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         network.forward(x, training: training)
+    }
+
+    /// Integer ids go straight to the first layer (an embedding); the rest runs on its output.
+    public func forward(indices: IntTensor, training: Bool) -> Tensor {
+        guard let first = network.layers.first as? IndexInputLayer else {
+            preconditionFailure("model takes floats, not ids (check takesIndices before)")
+        }
+        return network.forward(first.forward(indices: indices, training: training), from: 1, training: training)
     }
 
     /// Backward from dL/d(output). `onLayerDone(i)` runs once layer i's gradients are final.

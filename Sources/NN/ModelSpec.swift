@@ -36,6 +36,17 @@ public struct ModelSpec: Equatable, Sendable {
         self.init(input: input, layers: layers)
     }
 
+    /// Whether the model reads integer ids: its first layer is an embedding.
+    public var takesIndices: Bool {
+        let first = layers.first
+        let type: String? = switch first {
+        case .string(let s)?: s
+        case .map?: first?["type"].flatMap { if case .string(let s) = $0 { s } else { nil } }
+        default: nil
+        }
+        return type.flatMap { LayerRegistry.kinds[$0]?.takesIndices } ?? false
+    }
+
     public var configValue: ConfigValue {
         .object(["input": .list(input.map { .int($0) }), "layers": .list(layers)])
     }

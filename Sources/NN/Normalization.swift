@@ -202,17 +202,16 @@ func dotSums(_ g: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int) -> 
     return (a, b)
 }
 
-/// Normalisation within each sample: the per-sample tensor is split into `groups` contiguous
-/// groups (of whole channels), each normalised by its own mean and variance, then scaled and
-/// shifted per channel (or per element for LayerNorm). GroupNorm is the general case;
-/// LayerNorm is one group with an element-wise affine; InstanceNorm is one group per channel.
+/// Normalisation within each sample over groups of whole channels: the per-sample tensor
+/// `[C, …]` is split into `groups` contiguous groups, each normalised by its own mean and
+/// variance, then scaled and shifted per channel. GroupNorm is the general case; InstanceNorm
+/// is one group per channel.
 ///
 /// backward per group of M elements: dx = (1/σ)(d − mean(d) − x̂·mean(d·x̂)),  d = dy·γ
 public class GroupwiseNorm: Layer {
     public let outputShape: [Int]
     public let groups: Int
     public let eps: Float
-    public let affinePerElement: Bool
     public let weight: Parameter?
     public let bias: Parameter?
     public var parameters: [Parameter] { [weight, bias].compactMap { $0 } }
@@ -222,21 +221,20 @@ public class GroupwiseNorm: Layer {
     let inputGrad = Tensor.workspace()
     var invStd: [Float] = []
 
-    init(shape: [Int], groups: Int, eps: Float, affine: Bool, perElement: Bool) {
+    init(shape: [Int], groups: Int, eps: Float, affine: Bool) {
         outputShape = shape
         self.groups = groups
         self.eps = eps
-        affinePerElement = perElement
-        let pshape = perElement ? shape : [shape[0]]
-        weight = affine ? Parameter("weight", shape: pshape, initializer: .ones) : nil
-        bias = affine ? Parameter("bias", shape: pshape, initializer: .zeros) : nil
+        weight = affine ? Parameter("weight", shape: [shape[0]], initializer: .ones) : nil
+        bias = affine ? Parameter("bias", shape: [shape[0]], initializer: .zeros) : nil
     }
 
     var size: Int { outputShape.reduce(1, *) }
-    /// Elements per channel (the affine is per channel unless per element).
+    /// Elements per channel.
     var perChannel: Int { outputShape.count > 1 ? outputShape.dropFirst().reduce(1, *) : 1 }
 
-    @inline(__always) func affineIndex(_ i: Int) -> Int { affinePerElement ? i : i / perChannel }
+    /// About 6 operations per element (statistics, normalise, scale and shift).
+    public var flops: Int { 6 * size }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         let b = batchSize(x), size = self.size, m = size / groups
@@ -256,7 +254,7 @@ public class GroupwiseNorm: Layer {
                 for i in 0..<m {
                     let v = (p[i] - Float(mean)) * inv
                     xh[i] = v
-                    let a = affineIndex(g * m + i)
+                    let a = (g * m + i) / perChannel
                     y[i] = weight.map { $0.value.data[a] * v + bias!.value.data[a] } ?? v
                 }
             }
@@ -273,7 +271,7 @@ public class GroupwiseNorm: Layer {
                 let gy = dy.data + o, xh = xhat.data + o
                 var sd: Float = 0, sdx: Float = 0
                 for i in 0..<m {
-                    let a = affineIndex(g * m + i)
+                    let a = (g * m + i) / perChannel
                     if let w = weight {
                         w.grad.data[a] += gy[i] * xh[i]
                         bias!.grad.data[a] += gy[i]
@@ -286,32 +284,222 @@ public class GroupwiseNorm: Layer {
                 let inv = invStd[bi * groups + g], mf = Float(m)
                 let dx = inputGrad.data + o
                 for i in 0..<m {
-                    let d = gy[i] * (weight?.value.data[affineIndex(g * m + i)] ?? 1)
+                    let d = gy[i] * (weight?.value.data[(g * m + i) / perChannel] ?? 1)
                     dx[i] = inv * (d - sd / mf - xh[i] * sdx / mf)
                 }
             }
         }
         return needInputGrad ? inputGrad : nil
     }
-}
 
-/// `torch.nn.LayerNorm(shape)`: all features of a sample, element-wise γ and β.
-public final class LayerNorm: GroupwiseNorm {
-    public init(shape: [Int], eps: Float = 1e-5, affine: Bool = true) {
-        super.init(shape: shape, groups: 1, eps: eps, affine: affine, perElement: true)
+    /// Each group's mean and (biased) variance computed directly.
+    public func reference(_ x: [Double], batch b: Int, training: Bool, _ r: Reference) -> [Double] {
+        let m = size / groups
+        let wt = weight.map(r.value), bs = bias.map(r.value)
+        var y = x
+        for i in 0..<b { for g in 0..<groups {
+            let range = (i * size + g * m)..<(i * size + g * m + m)
+            let mean = x[range].reduce(0, +) / Double(m)
+            let variance = x[range].reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(m)
+            for j in range {
+                let a = (j - i * size) / perChannel
+                let v = (x[j] - mean) / (variance + Double(eps)).squareRoot()
+                y[j] = wt.map { $0[a] * v + bs![a] } ?? v
+            }
+        } }
+        return y
     }
 }
 
 /// `torch.nn.GroupNorm(groups, C)`: groups of channels (with their spatial positions), per-channel γ, β.
 public final class GroupNorm: GroupwiseNorm {
-    public init(shape: [Int], groups: Int, eps: Float = 1e-5, affine: Bool = true) {
-        super.init(shape: shape, groups: groups, eps: eps, affine: affine, perElement: false)
+    public override init(shape: [Int], groups: Int, eps: Float = 1e-5, affine: Bool = true) {
+        super.init(shape: shape, groups: groups, eps: eps, affine: affine)
     }
 }
 
 /// `torch.nn.InstanceNorm2d(C)`: each channel of each sample on its own (no running statistics).
 public final class InstanceNorm: GroupwiseNorm {
     public init(shape: [Int], eps: Float = 1e-5, affine: Bool = false) {
-        super.init(shape: shape, groups: shape[0], eps: eps, affine: affine, perElement: false)
+        super.init(shape: shape, groups: shape[0], eps: eps, affine: affine)
     }
 }
+
+/// `torch.nn.LayerNorm(normalized_shape)`: each run of the last axes (`normalizedShape`,
+/// M elements) is normalised on its own, then scaled and shifted element-wise (γ, β of shape
+/// `normalizedShape`). On `[B, T, C]` with `normalizedShape = [C]`, every token separately.
+///
+/// x[n, M] → y = γ ⊙ x̂ + β,  x̂ = (x − μ_row)/√(σ²_row + ε)
+/// backward: dx = (1/σ)(d − mean(d) − x̂·mean(d·x̂)),  d = dy ⊙ γ   (per row)
+///           dγ += Σ_rows dy ⊙ x̂,  dβ += Σ_rows dy                  (per element)
+public final class LayerNorm: Layer {
+    public let outputShape: [Int]
+    public let normalizedShape: [Int]
+    public let eps: Float
+    public let weight: Parameter?
+    public let bias: Parameter?
+    public var parameters: [Parameter] { [weight, bias].compactMap { $0 } }
+
+    private let xhat = Tensor.workspace()
+    private let output = Tensor.workspace()
+    private let inputGrad = Tensor.workspace()
+    private var invStd: [Float] = []
+
+    /// `normalizedShape` must be a suffix of `shape` (the whole sample when nil).
+    public init(shape: [Int], normalizedShape: [Int]? = nil, eps: Float = 1e-5, affine: Bool = true) {
+        outputShape = shape
+        self.normalizedShape = normalizedShape ?? shape
+        self.eps = eps
+        weight = affine ? Parameter("weight", shape: self.normalizedShape, initializer: .ones) : nil
+        bias = affine ? Parameter("bias", shape: self.normalizedShape, initializer: .zeros) : nil
+    }
+
+    private var m: Int { normalizedShape.reduce(1, *) }
+    public var flops: Int { 6 * outputShape.reduce(1, *) }
+
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        let m = self.m, rows = x.count / m
+        output.resize(x.shape)
+        xhat.resize(x.shape)
+        if invStd.count < rows { invStd = [Float](repeating: 0, count: rows) }
+        let xd = x.data, xh = xhat.data, yd = output.data
+        let g = weight?.value.data, be = bias?.value.data, eps = self.eps
+        invStd.withUnsafeMutableBufferPointer { inv in
+            Parallel.forEach(rows, grain: max(1, 8192 / m)) { range in
+                for r in range {
+                    let p = xd + r * m
+                    let (s, sq) = sums(p, m)
+                    let mean = Double(s) / Double(m)
+                    let variance = max(Double(sq) / Double(m) - mean * mean, 0)
+                    let iv = 1 / Float(variance + Double(eps)).squareRoot()
+                    inv[r] = iv
+                    let mf = Float(mean), h = xh + r * m, y = yd + r * m
+                    for i in 0..<m {
+                        let v = (p[i] - mf) * iv
+                        h[i] = v
+                        y[i] = g.map { $0[i] * v + be![i] } ?? v
+                    }
+                }
+            }
+        }
+        return output
+    }
+
+    public func backward(_ dy: Tensor, needInputGrad: Bool) -> Tensor? {
+        let m = self.m, rows = dy.count / m
+        let gd = dy.data, xh = xhat.data
+        if let w = weight, let b = bias {
+            // Column-wise so threads never add into the same element.
+            let dg = w.grad.data, db = b.grad.data
+            Parallel.forEach(m, grain: max(1, 8192 / max(rows, 1))) { cols in
+                for r in 0..<rows {
+                    let o = r * m
+                    for j in cols { dg[j] += gd[o + j] * xh[o + j]; db[j] += gd[o + j] }
+                }
+            }
+        }
+        guard needInputGrad else { return nil }
+        inputGrad.resize(dy.shape)
+        let dx = inputGrad.data, g = weight?.value.data
+        invStd.withUnsafeBufferPointer { inv in
+            Parallel.forEach(rows, grain: max(1, 8192 / m)) { range in
+                for r in range {
+                    let o = r * m
+                    var sd: Float = 0, sdx: Float = 0
+                    for j in 0..<m {
+                        let d = gd[o + j] * (g?[j] ?? 1)
+                        sd += d
+                        sdx += d * xh[o + j]
+                    }
+                    let mf = Float(m), iv = inv[r]
+                    for j in 0..<m {
+                        let d = gd[o + j] * (g?[j] ?? 1)
+                        dx[o + j] = iv * (d - sd / mf - xh[o + j] * sdx / mf)
+                    }
+                }
+            }
+        }
+        return inputGrad
+    }
+
+    public func reference(_ x: [Double], batch: Int, training: Bool, _ r: Reference) -> [Double] {
+        let m = self.m
+        let wt = weight.map(r.value), bs = bias.map(r.value)
+        var y = x
+        for row in 0..<(x.count / m) {
+            let range = (row * m)..<(row * m + m)
+            let mean = x[range].reduce(0, +) / Double(m)
+            let variance = x[range].reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(m)
+            for j in range {
+                let v = (x[j] - mean) / (variance + Double(eps)).squareRoot()
+                y[j] = wt.map { $0[j - row * m] * v + bs![j - row * m] } ?? v
+            }
+        }
+        return y
+    }
+}
+
+extension BatchNorm {
+    public var flops: Int { 6 * outputShape.reduce(1, *) }
+
+    /// Batch statistics (training) or running ones (evaluation), per channel.
+    public func reference(_ x: [Double], batch b: Int, training: Bool, _ r: Reference) -> [Double] {
+        let c = channels, hw = outputShape.reduce(1, *) / c, n = Double(b * hw)
+        let g = r.value(weight), be = r.value(bias)
+        var y = x
+        for ch in 0..<c {
+            var idx: [Int] = []
+            for i in 0..<b { for k in 0..<hw { idx.append((i * c + ch) * hw + k) } }
+            let mean: Double, variance: Double
+            if training {
+                mean = idx.reduce(0) { $0 + x[$1] } / n
+                variance = idx.reduce(0) { $0 + (x[$1] - mean) * (x[$1] - mean) } / n
+            } else {
+                mean = Double(runningMean.value[ch])
+                variance = Double(runningVar.value[ch])
+            }
+            for j in idx { y[j] = g[ch] * (x[j] - mean) / (variance + Double(eps)).squareRoot() + be[ch] }
+        }
+        return y
+    }
+}
+
+/// `batchnorm {eps, momentum}`, `layernorm {normalized_shape: [C] (default: the last axis), eps, affine}`,
+/// `groupnorm {groups, eps, affine}`, `instancenorm {eps, affine}`.
+let normalizationKinds = [
+    LayerKind("batchnorm") { r, c in
+        guard !c.inputShape.isEmpty else { throw c.error("batchnorm needs a [channels, …] input") }
+        return BatchNorm(inputShape: c.inputShape, eps: Float(try r.double("eps", default: 1e-5, min: 0)),
+                         momentum: Float(try r.double("momentum", default: 0.1, min: 0, max: 1)))
+    },
+    LayerKind("layernorm") { r, c in
+        guard let last = c.inputShape.last else { throw c.error("layernorm needs an input with at least one axis") }
+        var normalized = [last]
+        if let v = r.value("normalized_shape") {
+            switch v {
+            case .int(let i): normalized = [i]
+            case .list: normalized = try r.intList("normalized_shape", min: 1) ?? []
+            default: throw r.error("normalized_shape", "expected an integer or a list of integers, found \(v.summary)")
+            }
+            guard !normalized.isEmpty, normalized.count <= c.inputShape.count,
+                  Array(c.inputShape.suffix(normalized.count)) == normalized else {
+                throw r.error("normalized_shape", "\(normalized) must be the last axes of the input \(c.inputShape)")
+            }
+        }
+        return LayerNorm(shape: c.inputShape, normalizedShape: normalized, eps: Float(try r.double("eps", default: 1e-5, min: 0)),
+                         affine: try r.bool("affine", default: true))
+    },
+    LayerKind("groupnorm") { r, c in
+        let g = try r.requiredInt("groups", min: 1)
+        guard !c.inputShape.isEmpty, c.inputShape[0] % g == 0 else {
+            throw c.error("groupnorm: \(c.inputShape.first ?? 0) channels are not divisible by \(g) groups")
+        }
+        return GroupNorm(shape: c.inputShape, groups: g, eps: Float(try r.double("eps", default: 1e-5, min: 0)),
+                         affine: try r.bool("affine", default: true))
+    },
+    LayerKind("instancenorm") { r, c in
+        guard c.inputShape.count == 3 else { throw c.error("instancenorm needs a [channels, height, width] input") }
+        return InstanceNorm(shape: c.inputShape, eps: Float(try r.double("eps", default: 1e-5, min: 0)),
+                            affine: try r.bool("affine", default: false))
+    },
+]

@@ -226,3 +226,60 @@ public final class GlobalAvgPool: Layer {
         return inputGrad
     }
 }
+
+// MARK: FLOPs, references, job-file names
+
+extension MaxPool2D {
+    /// One comparison per window element (seed table: the window size per output).
+    public var flops: Int { kernel * kernel * outputShape.reduce(1, *) }
+    public func reference(_ x: [Double], batch: Int, training: Bool, _ r: Reference) -> [Double] {
+        poolReference(x, batch, inputShape, outputShape, kernel, stride, padding, max: true)
+    }
+}
+
+extension AvgPool2D {
+    public var flops: Int { kernel * kernel * outputShape.reduce(1, *) }
+    public func reference(_ x: [Double], batch: Int, training: Bool, _ r: Reference) -> [Double] {
+        poolReference(x, batch, inputShape, outputShape, kernel, stride, padding, max: false)
+    }
+}
+
+extension GlobalAvgPool {
+    /// One add per input element.
+    public var flops: Int { inputShape.reduce(1, *) }
+    public func reference(_ x: [Double], batch b: Int, training: Bool, _ r: Reference) -> [Double] {
+        let hw = inputShape[1] * inputShape[2]
+        return (0..<(b * inputShape[0])).map { pl in x[(pl * hw)..<((pl + 1) * hw)].reduce(0, +) / Double(hw) }
+    }
+}
+
+/// Windows written out; average pooling divides by the full window (count_include_pad, as PyTorch).
+func poolReference(_ x: [Double], _ b: Int, _ inShape: [Int], _ outShape: [Int], _ k: Int, _ s: Int, _ pad: Int,
+                   max isMax: Bool) -> [Double] {
+    let (c, h, w) = (inShape[0], inShape[1], inShape[2]), (ho, wo) = (outShape[1], outShape[2])
+    var y = [Double](repeating: 0, count: b * c * ho * wo)
+    for pl in 0..<(b * c) { for oy in 0..<ho { for ox in 0..<wo {
+        var v = isMax ? -Double.infinity : 0
+        for ky in 0..<k { for kx in 0..<k {
+            let iy = oy * s - pad + ky, ix = ox * s - pad + kx
+            guard iy >= 0, iy < h, ix >= 0, ix < w else { continue }
+            let e = x[(pl * h + iy) * w + ix]
+            v = isMax ? Swift.max(v, e) : v + e
+        } }
+        y[(pl * ho + oy) * wo + ox] = isMax ? v : v / Double(k * k)
+    } } }
+    return y
+}
+
+/// `maxpool` / `avgpool` `{kernel: 2, stride: kernel, padding: 0}`, `global_avgpool`.
+let poolingKinds = [
+    LayerKind("maxpool") { r, c in
+        try MaxPool2D(inputShape: c.inputShape, kernel: try r.int("kernel", default: 2, min: 1),
+                      stride: try r.optionalInt("stride", min: 1), padding: try r.int("padding", default: 0, min: 0))
+    },
+    LayerKind("avgpool") { r, c in
+        try AvgPool2D(inputShape: c.inputShape, kernel: try r.int("kernel", default: 2, min: 1),
+                      stride: try r.optionalInt("stride", min: 1), padding: try r.int("padding", default: 0, min: 0))
+    },
+    LayerKind("global_avgpool") { _, c in try GlobalAvgPool(inputShape: c.inputShape) },
+]

@@ -1,3 +1,4 @@
+import Config
 import TensorCore
 
 /// y = body(x) + shortcut(x), the shortcut being the identity or a layer list (e.g. a 1×1
@@ -107,3 +108,55 @@ public final class Concat: Layer {
         return needInputGrad ? sum : nil
     }
 }
+
+// MARK: FLOPs, references, job-file names
+
+extension Residual {
+    /// The branches plus one add per output element.
+    public var flops: Int { childFlops + outputShape.reduce(1, *) }
+    public func reference(_ x: [Double], batch: Int, training: Bool, _ r: Reference) -> [Double] {
+        let a = r.run(body, x, batch: batch, training: training)
+        let c = shortcut.map { r.run($0, x, batch: batch, training: training) } ?? x
+        return zip(a, c).map(+)
+    }
+}
+
+extension Concat {
+    public var flops: Int { childFlops }
+    public func reference(_ x: [Double], batch b: Int, training: Bool, _ r: Reference) -> [Double] {
+        let parts = branches.map { r.run($0, x, batch: b, training: training) }
+        var y: [Double] = []
+        for i in 0..<b {
+            for (k, br) in branches.enumerated() {
+                let n = br.outputShape.reduce(1, *)
+                y += parts[k][(i * n)..<((i + 1) * n)]
+            }
+        }
+        return y
+    }
+}
+
+/// `sequential {layers}`, `residual {body, shortcut}`, `concat {branches}`.
+let containerKinds = [
+    LayerKind("sequential") { r, c in
+        guard let l = try r.optionalList("layers") else { throw r.error("layers", "required: a list of layers") }
+        return try LayerFactory.sequence(l, c.at(r.join("layers"), input: c.inputShape))
+    },
+    LayerKind("residual") { r, c in
+        guard let body = try r.optionalList("body"), !body.isEmpty else { throw r.error("body", "required: a non-empty list of layers") }
+        let b = try LayerFactory.sequence(body, c.at(r.join("body"), input: c.inputShape).withFloatInput)
+        let sc = try r.optionalList("shortcut").map {
+            try LayerFactory.sequence($0, c.at(r.join("shortcut"), input: c.inputShape).withFloatInput)
+        }
+        return try Residual(body: b, shortcut: sc)
+    },
+    LayerKind("concat") { r, c in
+        guard let branches = try r.optionalList("branches"), !branches.isEmpty else {
+            throw r.error("branches", "required: a list of branches (each a list of layers)")
+        }
+        return try Concat(branches: try branches.enumerated().map { i, b in
+            guard case .list(let l) = b else { throw r.error("branches[\(i)]", "expected a list of layers") }
+            return try LayerFactory.sequence(l, c.at(r.join("branches[\(i)]"), input: c.inputShape).withFloatInput)
+        })
+    },
+]

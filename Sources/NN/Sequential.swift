@@ -17,10 +17,19 @@ public final class Sequential: Layer {
         self.layers = layers
     }
 
-    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+    public var flops: Int { childFlops }
+
+    public func forward(_ x: Tensor, training: Bool) -> Tensor { forward(x, from: 0, training: training) }
+
+    /// Runs layers `start…` on `x` (the model feeds ids to an embedding itself, then the rest).
+    public func forward(_ x: Tensor, from start: Int, training: Bool) -> Tensor {
         var h = x
-        for l in layers { h = l.forward(h, training: training) }
+        for l in layers[start...] { h = l.forward(h, training: training) }
         return h
+    }
+
+    public func reference(_ x: [Double], batch: Int, training: Bool, _ r: Reference) -> [Double] {
+        layers.reduce(x) { r.run($1, $0, batch: batch, training: training) }
     }
 
     /// Backward through the layers in reverse. `onLayerDone(i)` runs after layer i has

@@ -1,10 +1,6 @@
-/// A per-layer table of a model: output shape, parameters and forward FLOPs per sample, using
-/// the formulas of the seed tables (a multiply-add counts 2):
-///
-///     Linear d→h          2·d·h
-///     Conv C_in→C_out f×f  2·(C_in/groups)·C_out·f²·H_out·W_out
-///     BatchNorm/LayerNorm  ~6 per element (and GroupNorm, InstanceNorm)
-///     pooling              window size per output element; activations 1 per element
+/// A per-layer table of a model: output shape, parameters and forward FLOPs per sample. Each
+/// layer states its own FLOPs (`Layer.flops`, the seed table's formulas, a multiply-add
+/// counting 2), so a layer type cannot appear here without a figure of its own.
 public struct ModelSummary {
     public struct Row {
         public let name: String
@@ -29,7 +25,7 @@ public struct ModelSummary {
             rows.append(Row(name: name, type: String(describing: type(of: layer)), depth: depth,
                             outputShape: layer.outputShape,
                             parameters: kids.isEmpty ? own : layer.namedParameters().reduce(0) { $0 + $1.parameter.count },
-                            flops: kids.isEmpty ? ModelSummary.flops(layer, input: input) : 0, isLeaf: kids.isEmpty))
+                            flops: kids.isEmpty ? layer.flops : 0, isLeaf: kids.isEmpty))
             var shape = input
             for c in kids {
                 // Sequential children chain; branches (residual, concat) each see the block's input.
@@ -43,21 +39,6 @@ public struct ModelSummary {
             visit(l, name: String(i), depth: 0, input: input)
         }
         self.rows = rows
-    }
-
-    static func flops(_ layer: Layer, input: [Int]) -> Int {
-        let out = layer.outputShape.reduce(1, *)
-        switch layer {
-        case let l as Linear: return 2 * l.inFeatures * l.outFeatures
-        case let c as Conv2D:
-            return 2 * (c.inChannels / c.groups) * c.outChannels * c.kernel.h * c.kernel.w * c.outputShape[1] * c.outputShape[2]
-        case is BatchNorm, is GroupwiseNorm: return 6 * out
-        case let p as MaxPool2D: return p.kernel * p.kernel * out
-        case let p as AvgPool2D: return p.kernel * p.kernel * out
-        case is GlobalAvgPool: return input.reduce(1, *)
-        case is Flatten: return 0
-        default: return out
-        }
     }
 
     /// The table as text, with totals at the bottom.

@@ -21,4 +21,19 @@ public enum Parallel {
             body((p * n / parts)..<((p + 1) * n / parts))
         }
     }
+
+    /// Σ of `body` over disjoint ranges covering 0..<n, computed as `forEach` splits them and
+    /// added in range order (so the result depends only on n, grain and the core count).
+    @inline(__always)
+    public static func sum(_ n: Int, grain: Int = 1, _ body: (Range<Int>) -> Double) -> Double {
+        let parts = min(width, n / max(grain, 1))
+        if parts <= 1 { return body(0..<n) }
+        var results = [Double](repeating: 0, count: parts)
+        results.withUnsafeMutableBufferPointer { res in
+            DispatchQueue.concurrentPerform(iterations: parts) { p in
+                res[p] = body((p * n / parts)..<((p + 1) * n / parts))
+            }
+        }
+        return results.reduce(0, +)
+    }
 }

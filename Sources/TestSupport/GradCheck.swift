@@ -147,16 +147,15 @@ extension GradCheck {
         let g = Tensor.workspace()
         let v = Double(loss.compute(z, target, grad: g))
         let zd = z.array.map(Double.init)
-        let rows = z.rows
-        let ref = ReferenceLoss.value(loss, zd, rows: rows, target: target)
+        let ref = loss.reference(zd, shape: z.shape, target)
         res.worst = abs(v - ref) / max(abs(ref), 1e-3)
         res.report.append("value: \(v) vs \(ref)")
         let h = 1e-6
         var maxDiff = 0.0, maxRef = 0.0
         var zs = zd
         for i in 0..<zd.count {
-            zs[i] = zd[i] + h; let lp = ReferenceLoss.value(loss, zs, rows: rows, target: target)
-            zs[i] = zd[i] - h; let lm = ReferenceLoss.value(loss, zs, rows: rows, target: target)
+            zs[i] = zd[i] + h; let lp = loss.reference(zs, shape: z.shape, target)
+            zs[i] = zd[i] - h; let lm = loss.reference(zs, shape: z.shape, target)
             zs[i] = zd[i]
             let n = (lp - lm) / (2 * h)
             maxDiff = max(maxDiff, abs(Double(g[i]) - n))

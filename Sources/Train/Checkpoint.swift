@@ -1,5 +1,6 @@
 import Comm
 import Config
+import Datasets
 import Formats
 import NN
 import Optim
@@ -29,42 +30,52 @@ public enum Checkpoint {
         public var job: JobConfig
         public var state: TrainState
         public var rngs: [String: RNG]
-        public var optimizerSteps: Int
+        /// Optimizer steps taken, per model name ("model" for a single-model job).
+        public var optimizerSteps: [String: Int]
         public var worldSize: Int
+        /// What the model needs to read new data as it read the training data (absent in
+        /// checkpoints written before the data path knew anything but Fashion-MNIST).
+        public var data: DataInfo?
         public var file: SafeTensors.File
         public var path: String
     }
 
-    public static func save(to path: String, job: JobConfig, model: Model, optimizer: Optimizer,
-                            state: TrainState, rngs: [String: RNG], worldSize: Int) throws {
+    /// Tensors of a multi-model job carry their model's name as a prefix ("generator.0.weight").
+    public static func save(to path: String, job: JobConfig, replicas: [Replica],
+                            state: TrainState, rngs: [String: RNG], worldSize: Int, data: DataInfo) throws {
         var w = SafeTensors.Writer()
-        for (name, p) in model.parameters {
-            w.add(name, shape: p.shape, floats: p.value.data)
-        }
-        for (name, b) in model.buffers {
-            if b.isCounter { w.add(name, shape: b.shape, int64s: [Int64(b.value.data[0])]) }
-            else { w.add(name, shape: b.shape, floats: b.value.data) }
-        }
-        for slot in optimizer.slots {
-            for e in slot.arena.layout.entries {
-                w.add("optimizer.\(slot.name).\(e.name)", shape: e.shape, floats: slot.arena.data + e.offset)
+        for r in replicas {
+            for (name, p) in r.model.parameters {
+                w.add(r.prefix + name, shape: p.shape, floats: p.value.data)
+            }
+            for (name, b) in r.model.buffers {
+                if b.isCounter { w.add(r.prefix + name, shape: b.shape, int64s: [Int64(b.value.data[0])]) }
+                else { w.add(r.prefix + name, shape: b.shape, floats: b.value.data) }
+            }
+            for slot in r.optimizer.slots {
+                for e in slot.arena.layout.entries {
+                    w.add("optimizer.\(slot.name).\(r.prefix)\(e.name)", shape: e.shape, floats: slot.arena.data + e.offset)
+                }
             }
         }
+        let optimizer = replicas[0].optimizer
         let rngValue = ConfigValue.map(rngs.keys.sorted().map { k in
             ConfigEntry(key: k, value: .list(rngs[k]!.stateWords.map { .string(String($0, radix: 16)) }))
         })
         w.metadata = [
             "format": format,
-            "model": JSON.string(model.spec.configValue),
+            "model": JSON.string(replicas[0].model.spec.configValue),
             "job": JSON.string(job.configValue),
             "epoch": String(state.epoch),
             "step_in_epoch": String(state.stepInEpoch),
             "global_step": String(state.globalStep),
             "optimizer": JSON.string(.object([
-                "type": .string(job.optimizer.type),
+                "type": .string(job.optimizer.type.rawValue),
                 "steps": .int(optimizer.stepCount),
                 "slots": .list(optimizer.slots.map { .string($0.name) }),
+                "model_steps": .map(replicas.map { ConfigEntry(key: $0.name, value: .int($0.optimizer.stepCount)) }),
             ])),
+            "data": JSON.string(data.configValue),
             "rng": JSON.string(rngValue),
             "world_size": String(worldSize),
         ]
@@ -97,13 +108,21 @@ public enum Checkpoint {
         }
         let job = try JobConfig(try json("job"), source: "\(path) (metadata job)")
         let spec = try ModelSpec(try ConfigReader(try json("model"), source: "\(path) (metadata model)"))
-        guard spec == job.model else { throw bad("model spec differs from the job's model") }
+        guard spec == job.namedModels[0].spec else { throw bad("model spec differs from the job's model") }
         let state = TrainState(epoch: try int("epoch"), stepInEpoch: try int("step_in_epoch"),
                                globalStep: try int("global_step"))
         guard case .map(let opt) = try json("optimizer"),
               case .int(let steps)? = opt.first(where: { $0.key == "steps" })?.value, steps >= 0 else {
             throw bad("\"optimizer\" must hold a non-negative \"steps\"")
         }
+        var modelSteps = [job.namedModels[0].name: steps]
+        if case .map(let per)? = opt.first(where: { $0.key == "model_steps" })?.value {
+            for e in per {
+                guard case .int(let n) = e.value, n >= 0 else { throw bad("optimizer.model_steps.\(e.key) is not a non-negative integer") }
+                modelSteps[e.key] = n
+            }
+        }
+        let data = try m["data"].map { _ in try DataInfo(try json("data"), source: "\(path) (metadata data)") }
         guard case .map(let rngEntries) = try json("rng") else { throw bad("\"rng\" is not an object") }
         var rngs: [String: RNG] = [:]
         for e in rngEntries {
@@ -117,22 +136,23 @@ public enum Checkpoint {
             }
             rngs[e.key] = rng
         }
-        return Contents(job: job, state: state, rngs: rngs, optimizerSteps: steps,
-                        worldSize: try int("world_size"), file: file, path: path)
+        return Contents(job: job, state: state, rngs: rngs, optimizerSteps: modelSteps,
+                        worldSize: try int("world_size"), data: data, file: file, path: path)
     }
 
     /// Copies the model's parameters out of `file`, checking names, dtypes and shapes like
     /// `load_state_dict(strict=True)`: every parameter must be present; tensors the model
     /// does not have are errors unless they are optimizer slots.
-    public static func loadParameters(into model: Model, from file: SafeTensors.File, source: String) throws {
+    /// With a `prefix` (one model of a multi-model checkpoint), only tensors under it are this model's.
+    public static func loadParameters(into model: Model, from file: SafeTensors.File, source: String, prefix: String = "") throws {
         var missing: [String] = []
         for (name, p) in model.parameters {
-            guard let t = file.tensor(name) else { missing.append(name); continue }
+            guard let t = file.tensor(prefix + name) else { missing.append(prefix + name); continue }
             try check(t, shape: p.shape, source: source)
             t.copyFloats(into: p.value.data)
         }
         for (name, b) in model.buffers {
-            guard let t = file.tensor(name) else { missing.append(name); continue }
+            guard let t = file.tensor(prefix + name) else { missing.append(prefix + name); continue }
             if b.isCounter {
                 guard t.dtype == .I64, t.shape == b.shape else {
                     throw FileError(source, "tensor \(t.name) has dtype \(t.dtype.rawValue) and shape \(t.shape), expected I64 \(b.shape)")
@@ -146,18 +166,19 @@ public enum Checkpoint {
         if !missing.isEmpty {
             throw FileError(source, "missing tensors for model parameters: \(missing.joined(separator: ", "))")
         }
-        let known = Set(model.parameters.map(\.name) + model.buffers.map(\.name))
-        let extra = file.tensors.map(\.name).filter { !known.contains($0) && !$0.hasPrefix("optimizer.") }
+        let known = Set((model.parameters.map(\.name) + model.buffers.map(\.name)).map { prefix + $0 })
+        let extra = file.tensors.map(\.name).filter { !known.contains($0) && !$0.hasPrefix("optimizer.") && $0.hasPrefix(prefix) }
         if !extra.isEmpty {
             throw FileError(source, "tensors the model does not have: \(extra.joined(separator: ", ")) (is this checkpoint for a different model?)")
         }
     }
 
     /// Restores optimizer slots saved by `save`.
-    public static func loadOptimizer(_ optimizer: Optimizer, steps: Int, from file: SafeTensors.File, source: String) throws {
+    public static func loadOptimizer(_ optimizer: Optimizer, steps: Int, from file: SafeTensors.File, source: String,
+                                     prefix: String = "") throws {
         for slot in optimizer.slots {
             for e in slot.arena.layout.entries {
-                let name = "optimizer.\(slot.name).\(e.name)"
+                let name = "optimizer.\(slot.name).\(prefix)\(e.name)"
                 guard let t = file.tensor(name) else {
                     // A run saved before its first step has no momentum yet; anything else is an error.
                     if steps == 0 { continue }

@@ -1,23 +1,39 @@
 import Datasets
 import Formats
 
-/// The train and test splits a job trains and evaluates on.
+/// The splits a job trains and evaluates on, and what checkpoints keep about them.
 public struct JobData {
-    public let train: Dataset
-    public let test: Dataset
-    public let mean: Float
-    public let std: Float
+    public var train: DataSource
+    public var validation: DataSource?
+    public var test: DataSource?
+    public var info: DataInfo
 
-    /// Loads the job's dataset; normalisation uses the training split's statistics for both.
-    public static func load(_ d: JobConfig.Data) throws -> JobData {
-        let train = try FashionMNIST.load(d.path, split: .train)
-        let test = try FashionMNIST.load(d.path, split: .test)
-        var mean: Float = 0, std: Float = 1
-        if d.normalize {
-            (mean, std) = train.featureStatistics()
-            train.normalize(mean: mean, std: std)
-            test.normalize(mean: mean, std: std)
-        }
-        return JobData(train: train, test: test, mean: mean, std: std)
+    public init(train: DataSource, validation: DataSource? = nil, test: DataSource? = nil, info: DataInfo = DataInfo()) {
+        self.train = train
+        self.validation = validation
+        self.test = test
+        self.info = info
+        self.info.input = train.input
+        self.info.target = train.target
+    }
+
+    /// Loads the job's data for its task (or `targets`, for a task of the caller's); `known`
+    /// (a checkpoint's) fixes normalisation, vocabularies and class names instead of taking
+    /// them from this data.
+    public static func load(_ job: JobConfig, targets: TargetEncoding? = nil, known: DataInfo? = nil) throws -> JobData {
+        let spec = job.namedModels[0].spec
+        let req = DataLoading.Request(input: spec.takesIndices ? .ids : .values, target: targets ?? job.task.kind.targetEncoding,
+                                      seed: UInt64(job.seed), context: spec.input.first, known: known)
+        let d = try DataLoading.load(job.data, req)
+        return JobData(train: d.train, validation: d.validation, test: d.test, info: d.info)
+    }
+
+    public var splits: [DataSource] { [train, validation, test].compactMap { $0 } }
+
+    /// The split each epoch is evaluated on: validation, else test (nil: none).
+    public var epochSplit: (name: String, data: DataSource)? {
+        if let v = validation { return ("val", v) }
+        if let t = test { return ("test", t) }
+        return nil
     }
 }

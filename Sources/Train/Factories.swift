@@ -6,32 +6,31 @@ extension JobConfig {
     /// The loss named by `train.loss`.
     func makeLoss() -> Loss {
         switch train.loss {
-        case "mse": return MeanSquaredError()
-        case "bce": return SigmoidBinaryCrossEntropy()
-        case "poisson_nll": return PoissonNLL(logInput: true)
-        case "hinge": return HingeLoss()
-        case "perceptron": return PerceptronLoss()
-        default: return SoftmaxCrossEntropy(labelSmoothing: Float(train.labelSmoothing))
+        case .crossEntropy: return SoftmaxCrossEntropy(labelSmoothing: Float(train.labelSmoothing))
+        case .mse: return MeanSquaredError()
+        case .mae: return MeanAbsoluteError()
+        case .huber: return HuberLoss(delta: Float(train.huberDelta))
+        case .bce: return SigmoidBinaryCrossEntropy()
+        case .poissonNLL: return PoissonNLL(logInput: task.rate == .exp)
+        case .hinge: return HingeLoss()
+        case .perceptron: return PerceptronLoss()
         }
     }
-
-    /// Whether the loss compares with dense targets (class labels become one-hot vectors).
-    var lossTakesValues: Bool { ["mse", "poisson_nll"].contains(train.loss) }
 
     /// The optimizer named by `optimizer.type`, over a model's arenas.
     func makeOptimizer(params: Arena, grads: Arena) -> any Optim.Optimizer {
         let o = optimizer, lr = Float(o.lr), wd = Float(o.weightDecay), eps = Float(o.eps)
         switch o.type {
-        case "adagrad": return AdaGrad(params: params, grads: grads, lr: lr, lrDecay: Float(o.lrDecay), weightDecay: wd, eps: eps)
-        case "rmsprop":
-            return RMSprop(params: params, grads: grads, lr: lr, alpha: Float(o.alpha), eps: eps, weightDecay: wd,
-                           momentum: Float(o.momentum), centered: o.centered)
-        case "adam", "adamw":
-            return Adam(params: params, grads: grads, lr: lr, beta1: Float(o.betas[0]), beta2: Float(o.betas[1]), eps: eps,
-                        weightDecay: wd, decoupled: o.type == "adamw")
-        default:
+        case .sgd:
             return SGD(params: params, grads: grads, lr: lr, momentum: Float(o.momentum), dampening: Float(o.dampening),
                        nesterov: o.nesterov, weightDecay: wd)
+        case .adagrad: return AdaGrad(params: params, grads: grads, lr: lr, lrDecay: Float(o.lrDecay), weightDecay: wd, eps: eps)
+        case .rmsprop:
+            return RMSprop(params: params, grads: grads, lr: lr, alpha: Float(o.alpha), eps: eps, weightDecay: wd,
+                           momentum: Float(o.momentum), centered: o.centered)
+        case .adam, .adamw:
+            return Adam(params: params, grads: grads, lr: lr, beta1: Float(o.betas[0]), beta2: Float(o.betas[1]), eps: eps,
+                        weightDecay: wd, decoupled: o.type == .adamw)
         }
     }
 }

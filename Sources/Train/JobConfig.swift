@@ -3,28 +3,106 @@ import Datasets
 import Formats
 import NN
 
+/// The choices a job file makes by name, parsed once into these types.
+public enum LossKind: String, CaseIterable, Sendable {
+    case crossEntropy = "cross_entropy", mse, mae, huber, bce, poissonNLL = "poisson_nll", hinge, perceptron
+}
+
+public enum OptimizerKind: String, CaseIterable, Sendable { case sgd, adagrad, rmsprop, adam, adamw }
+
+public enum ScheduleKind: String, CaseIterable, Sendable {
+    case constant, cosine, step, warmupCosine = "warmup_cosine", plateau
+}
+
+public enum ScalingRule: String, CaseIterable, Sendable { case linear, none }
+
+public enum NaNPolicy: String, CaseIterable, Sendable { case stop, skip }
+
+public enum TransportKind: String, CaseIterable, Sendable { case auto, ring, tcp }
+
+public enum CompressionKind: String, CaseIterable, Sendable { case none, bf16 }
+
+/// What is learned from the data: it fixes the targets, the loss wiring, the metrics and
+/// evaluation (docs/tasks.md).
+public enum TaskKind: String, CaseIterable, Sendable {
+    case classification, binary, multilabel, regression
+    case boundedRegression = "bounded_regression"
+    case counting
+    case languageModel = "language_model"
+    case reconstruction
+
+    /// The task a loss implies when the job names no task.
+    static func implied(by loss: LossKind) -> TaskKind {
+        switch loss {
+        case .crossEntropy, .hinge, .perceptron: return .classification
+        case .bce: return .binary
+        case .mse, .mae, .huber: return .regression
+        case .poissonNLL: return .counting
+        }
+    }
+
+    /// The loss when the job names none.
+    var defaultLoss: LossKind {
+        switch self {
+        case .classification, .languageModel: return .crossEntropy
+        case .binary, .multilabel: return .bce
+        case .regression, .boundedRegression, .reconstruction: return .mse
+        case .counting: return .poissonNLL
+        }
+    }
+
+    /// The losses that make sense for this task.
+    var losses: [LossKind] {
+        switch self {
+        case .classification: return [.crossEntropy, .hinge, .perceptron, .mse, .bce]
+        case .binary, .multilabel: return [.bce]
+        case .regression, .boundedRegression: return [.mse, .mae, .huber]
+        case .counting: return [.poissonNLL]
+        case .languageModel: return [.crossEntropy]
+        case .reconstruction: return [.mse, .mae, .huber, .bce]
+        }
+    }
+}
+
+/// A model of a multi-model job (a GAN's generator and discriminator), by name.
+public struct NamedModel: Equatable, Sendable {
+    public var name: String
+    public var spec: ModelSpec
+    public init(_ name: String, _ spec: ModelSpec) { self.name = name; self.spec = spec }
+}
+
 /// A training job: what to train, on what, and how. Read from a YAML job file (or from a
 /// checkpoint's metadata, as JSON) with every key validated; unknown keys are errors.
 public struct JobConfig: Equatable, Sendable {
     public var name = "fmnist-mlp"
     public var seed = 0
     public var model = ModelSpec.mlp
+    /// Several named models (`models:` in the job file) for tasks that train more than one;
+    /// empty for the usual one model (`model:`).
+    public var models: [NamedModel] = []
 
-    public struct Data: Equatable, Sendable {
-        public var dataset = "fashion-mnist"
-        public var path = FashionMNIST.defaultDirectory
-        /// Scale features to zero mean and unit variance (statistics of the training split).
-        public var normalize = true
-        /// Training-time augmentation (image datasets).
-        public var augment = Augmentation()
+    public struct TaskOptions: Equatable, Sendable {
+        public var kind = TaskKind.classification
+        /// bounded_regression: predictions lie in [low, high] (low + (high − low)·σ(z)).
+        public var low = 0.0
+        public var high = 1.0
+        /// counting: the rate is e^z (the loss takes log-rates) or softplus(z).
+        public enum RateOutput: String, CaseIterable, Sendable { case exp, softplus }
+        public var rate = RateOutput.exp
+        /// classification: also report top-k accuracy.
+        public var topK = 5
     }
-    public var data = Data()
+    public var task = TaskOptions()
+
+    public var data = DataConfig()
 
     public struct Train: Equatable, Sendable {
         public var epochs = 10
         /// Per-worker batch size (the whole batch in single-node mode).
         public var batchSize = 128
-        public var loss = "cross_entropy"
+        public var loss = LossKind.crossEntropy
+        /// huber: the threshold δ between the quadratic and linear parts.
+        public var huberDelta = 1.0
         public var evalBatchSize = 1000
         /// Print a progress line every this many steps (0: only at epoch ends).
         public var logEvery = 100
@@ -38,7 +116,7 @@ public struct JobConfig: Equatable, Sendable {
         public var clipGradNorm = 0.0
         public var clipGradValue = 0.0
         /// A non-finite loss: stop with an error, or skip that step (its update is dropped).
-        public var onNaN = "stop"
+        public var onNaN = NaNPolicy.stop
         /// Data-parallel runs: BatchNorm statistics over the global batch (SyncBatchNorm)
         /// instead of each rank's own.
         public var syncBatchNorm = false
@@ -48,7 +126,7 @@ public struct JobConfig: Equatable, Sendable {
     /// Large-batch training: the linear scaling rule and gradual warmup (Goyal et al. 2017).
     public struct Scaling: Equatable, Sendable {
         /// linear: lr = optimizer.lr × global_batch / base_batch; none: lr as given.
-        public var rule = "linear"
+        public var rule = ScalingRule.linear
         /// The batch size `optimizer.lr` was tuned for.
         public var baseBatch = 128
         /// Ramp linearly from optimizer.lr to the scaled lr over this many epochs (or steps).
@@ -68,14 +146,14 @@ public struct JobConfig: Equatable, Sendable {
         /// auto: gradients all-reduced in place in shared memory when every worker is on one
         /// host, else the ring with shared-memory edges between co-located workers; ring: the
         /// ring only (shared-memory edges, private gradients); tcp: the ring over TCP only.
-        public var transport = "auto"
+        public var transport = TransportKind.auto
         /// none, or bf16: gradient buckets travel the ring as bfloat16 (half the bytes).
-        public var compression = "none"
+        public var compression = CompressionKind.none
     }
     public var comm = Comm()
 
     public struct Optimizer: Equatable, Sendable {
-        public var type = "sgd"
+        public var type = OptimizerKind.sgd
         public var lr = 0.05
         public var momentum = 0.9
         public var dampening = 0.0
@@ -90,16 +168,20 @@ public struct JobConfig: Equatable, Sendable {
         public var lrDecay = 0.0
 
         /// torch.optim's default learning rate and weight decay for each type (SGD: this project's default job).
-        static let defaults: [String: (lr: Double, weightDecay: Double, momentum: Double, eps: Double)] = [
-            "sgd": (0.05, 0, 0.9, 1e-8), "adagrad": (0.01, 0, 0, 1e-10), "rmsprop": (0.01, 0, 0, 1e-8),
-            "adam": (0.001, 0, 0, 1e-8), "adamw": (0.001, 0.01, 0, 1e-8),
-        ]
+        static func defaults(_ t: OptimizerKind) -> (lr: Double, weightDecay: Double, momentum: Double, eps: Double) {
+            switch t {
+            case .sgd: return (0.05, 0, 0.9, 1e-8)
+            case .adagrad: return (0.01, 0, 0, 1e-10)
+            case .rmsprop: return (0.01, 0, 0, 1e-8)
+            case .adam: return (0.001, 0, 0, 1e-8)
+            case .adamw: return (0.001, 0.01, 0, 1e-8)
+            }
+        }
     }
     public var optimizer = Optimizer()
 
     public struct Schedule: Equatable, Sendable {
-        /// constant | cosine | step | warmup_cosine | plateau
-        public var type = "cosine"
+        public var type = ScheduleKind.cosine
         /// warmup_cosine: the linear ramp from 0.
         public var warmupEpochs = 0.0
         /// plateau: multiply by `gamma` after `patience` epochs without a `threshold` relative
@@ -126,10 +208,6 @@ public struct JobConfig: Equatable, Sendable {
 
     public init() {}
 
-    public static let losses = ["cross_entropy", "mse", "bce", "poisson_nll", "hinge", "perceptron"]
-    public static let optimizers = ["sgd", "adagrad", "rmsprop", "adam", "adamw"]
-    public static let schedules = ["constant", "cosine", "step", "warmup_cosine", "plateau"]
-
     /// Parses and validates a job; `source` names the file in error messages.
     public init(_ value: ConfigValue, source: String) throws {
         let r = try ConfigReader(value, source: source)
@@ -139,40 +217,40 @@ public struct JobConfig: Equatable, Sendable {
             model = try ModelSpec(m, source: source)
             _ = try Model(spec: model, source: source)   // validates layer types, options and shapes now
         }
+        if let ms = r.value("models") {
+            guard r.value("model") == nil else { throw r.error("models", "give model (one) or models (several), not both") }
+            let mr = try ConfigReader(ms, source: source, path: "models")
+            for e in mr.entries {
+                let spec = try ModelSpec(mr.value(e.key)!, source: source, path: "models.\(e.key)")
+                _ = try Model(spec: spec, source: source)
+                models.append(NamedModel(e.key, spec))
+            }
+            try mr.finish()
+            guard !models.isEmpty else { throw r.error("models", "expected a mapping of names to models") }
+            model = models[0].spec
+        }
 
-        let d = try r.section("data")
-        data.dataset = try d.string("dataset", default: data.dataset, oneOf: ["fashion-mnist", "mnist"])
-        data.path = try d.string("path", default: data.path)
-        data.normalize = try d.bool("normalize", default: data.normalize)
-        let a = try d.section("augment")
-        data.augment.cropPadding = try a.int("crop_padding", default: 0, min: 0, max: 16)
-        data.augment.flip = try a.bool("flip", default: false)
-        data.augment.cutout = try a.int("cutout", default: 0, min: 0)
-        data.augment.mixupAlpha = try a.double("mixup", default: 0, min: 0)
-        data.augment.cutmixAlpha = try a.double("cutmix", default: 0, min: 0)
-        try a.finish()
-        try d.finish()
+        data = try DataConfig(try r.section("data"))
 
         let t = try r.section("train")
         train.epochs = try t.int("epochs", default: train.epochs, min: 1)
         train.batchSize = try t.int("batch_size", default: train.batchSize, min: 1)
-        train.loss = try t.string("loss", default: train.loss, oneOf: Self.losses)
+        let loss = try t.optionalChoice("loss", LossKind.self)
         train.evalBatchSize = try t.int("eval_batch_size", default: train.evalBatchSize, min: 1)
         train.logEvery = try t.int("log_every", default: train.logEvery, min: 0)
         train.accumulationSteps = try t.int("accumulation_steps", default: train.accumulationSteps, min: 1)
         train.checkEvery = try t.int("check_every", default: train.checkEvery, min: 0)
         train.labelSmoothing = try t.double("label_smoothing", default: train.labelSmoothing, min: 0, max: 1)
-        if train.labelSmoothing > 0 && train.loss != "cross_entropy" {
-            throw t.error("label_smoothing", "only applies to the cross_entropy loss")
-        }
+        train.huberDelta = try t.double("huber_delta", default: train.huberDelta, min: 1e-9)
         train.clipGradNorm = try t.double("clip_grad_norm", default: train.clipGradNorm, min: 0)
         train.clipGradValue = try t.double("clip_grad_value", default: train.clipGradValue, min: 0)
-        train.onNaN = try t.string("on_nan", default: train.onNaN, oneOf: ["stop", "skip"])
+        train.onNaN = try t.choice("on_nan", default: train.onNaN)
         train.syncBatchNorm = try t.bool("sync_batchnorm", default: train.syncBatchNorm)
         try t.finish()
+        try parseTask(r, loss: loss, t)
 
         let sc = try r.section("scaling")
-        scaling.rule = try sc.string("rule", default: scaling.rule, oneOf: ["linear", "none"])
+        scaling.rule = try sc.choice("rule", default: scaling.rule)
         scaling.baseBatch = try sc.int("base_batch", default: scaling.baseBatch, min: 1)
         scaling.warmupEpochs = try sc.double("warmup_epochs", default: scaling.warmupEpochs, min: 0)
         scaling.warmupSteps = try sc.int("warmup_steps", default: scaling.warmupSteps, min: 0)
@@ -186,16 +264,16 @@ public struct JobConfig: Equatable, Sendable {
         comm.timeout = try cm.double("timeout", default: comm.timeout, min: 0.1)
         comm.heartbeat = try cm.double("heartbeat", default: comm.heartbeat, min: 0.05)
         comm.heartbeatTimeout = try cm.double("heartbeat_timeout", default: comm.heartbeatTimeout, min: 0.2)
-        comm.transport = try cm.string("transport", default: comm.transport, oneOf: ["auto", "ring", "tcp"])
-        comm.compression = try cm.string("compression", default: comm.compression, oneOf: ["none", "bf16"])
+        comm.transport = try cm.choice("transport", default: comm.transport)
+        comm.compression = try cm.choice("compression", default: comm.compression)
         if comm.heartbeatTimeout <= comm.heartbeat {
             throw cm.error("heartbeat_timeout", "must be longer than heartbeat (\(comm.heartbeat) s)")
         }
         try cm.finish()
 
         let o = try r.section("optimizer")
-        optimizer.type = try o.string("type", default: optimizer.type, oneOf: Self.optimizers)
-        let typeDefaults = Optimizer.defaults[optimizer.type]!
+        optimizer.type = try o.choice("type", default: optimizer.type)
+        let typeDefaults = Optimizer.defaults(optimizer.type)
         optimizer.lr = try o.double("lr", default: typeDefaults.lr, min: 0)
         optimizer.momentum = try o.double("momentum", default: typeDefaults.momentum, min: 0, max: 1)
         optimizer.eps = try o.double("eps", default: typeDefaults.eps, min: 0)
@@ -218,7 +296,7 @@ public struct JobConfig: Equatable, Sendable {
         try o.finish()
 
         let s = try r.section("schedule")
-        schedule.type = try s.string("type", default: schedule.type, oneOf: Self.schedules)
+        schedule.type = try s.choice("type", default: schedule.type)
         schedule.minFactor = try s.double("min_factor", default: schedule.minFactor, min: 0, max: 1)
         schedule.stepEpochs = try s.int("step_epochs", default: schedule.stepEpochs, min: 1)
         schedule.gamma = try s.double("gamma", default: schedule.gamma, min: 0, max: 1)
@@ -235,6 +313,36 @@ public struct JobConfig: Equatable, Sendable {
         try r.finish()
     }
 
+    /// The `task:` key (a name or a mapping), checked against the loss.
+    mutating func parseTask(_ r: ConfigReader, loss: LossKind?, _ t: ConfigReader) throws {
+        var kind: TaskKind?
+        if let v = r.value("task") {
+            if case .string = v {
+                kind = try r.requiredChoice("task", TaskKind.self)
+            } else {
+                let tr = try r.section("task")
+                kind = try tr.requiredChoice("type", TaskKind.self)
+                task.low = try tr.double("low", default: task.low)
+                task.high = try tr.double("high", default: task.high)
+                if task.high <= task.low { throw tr.error("high", "must be greater than low (\(task.low))") }
+                task.rate = try tr.choice("rate", default: task.rate)
+                task.topK = try tr.int("top_k", default: task.topK, min: 1)
+                try tr.finish()
+            }
+        }
+        task.kind = kind ?? loss.map(TaskKind.implied) ?? .classification
+        train.loss = loss ?? task.kind.defaultLoss
+        guard task.kind.losses.contains(train.loss) else {
+            throw t.error("loss", "the \(task.kind.rawValue) task takes \(task.kind.losses.map(\.rawValue).joined(separator: " or ")), not \(train.loss.rawValue)")
+        }
+        if train.labelSmoothing > 0 && train.loss != .crossEntropy {
+            throw t.error("label_smoothing", "only applies to the cross_entropy loss")
+        }
+        if !data.augment.isIdentity && task.kind != .classification && data.augment.mixes {
+            throw r.error("data.augment", "MixUp and CutMix mix class labels; they need the classification task")
+        }
+    }
+
     /// Reads a YAML job file.
     public static func load(path: String) throws -> JobConfig {
         let text = try FileIO.readText(path)
@@ -246,24 +354,24 @@ public struct JobConfig: Equatable, Sendable {
         .object([
             "name": .string(name),
             "seed": .int(seed),
-            "model": model.configValue,
-            "data": .object(["dataset": .string(data.dataset), "path": .string(data.path),
-                             "normalize": .bool(data.normalize),
-                             "augment": .object(["crop_padding": .int(data.augment.cropPadding), "flip": .bool(data.augment.flip),
-                                                 "cutout": .int(data.augment.cutout), "mixup": .double(data.augment.mixupAlpha),
-                                                 "cutmix": .double(data.augment.cutmixAlpha)])]),
+            "model": models.isEmpty ? model.configValue : .null,
+            "models": models.isEmpty ? .null : .map(models.map { ConfigEntry(key: $0.name, value: $0.spec.configValue) }),
+            "task": .object(["type": .string(task.kind.rawValue), "low": .double(task.low), "high": .double(task.high),
+                             "rate": .string(task.rate.rawValue), "top_k": .int(task.topK)]),
+            "data": data.configValue,
             "train": .object(["epochs": .int(train.epochs), "batch_size": .int(train.batchSize),
-                              "loss": .string(train.loss), "eval_batch_size": .int(train.evalBatchSize),
+                              "loss": .string(train.loss.rawValue), "huber_delta": .double(train.huberDelta),
+                              "eval_batch_size": .int(train.evalBatchSize),
                               "log_every": .int(train.logEvery), "accumulation_steps": .int(train.accumulationSteps),
                               "check_every": .int(train.checkEvery), "label_smoothing": .double(train.labelSmoothing),
                               "clip_grad_norm": .double(train.clipGradNorm), "clip_grad_value": .double(train.clipGradValue),
-                              "on_nan": .string(train.onNaN), "sync_batchnorm": .bool(train.syncBatchNorm)]),
-            "scaling": .object(["rule": .string(scaling.rule), "base_batch": .int(scaling.baseBatch),
+                              "on_nan": .string(train.onNaN.rawValue), "sync_batchnorm": .bool(train.syncBatchNorm)]),
+            "scaling": .object(["rule": .string(scaling.rule.rawValue), "base_batch": .int(scaling.baseBatch),
                                 "warmup_epochs": .double(scaling.warmupEpochs), "warmup_steps": .int(scaling.warmupSteps)]),
             "comm": .object(["bucket_mb": .double(Double(comm.bucketBytes) / 1_048_576), "timeout": .double(comm.timeout),
                              "heartbeat": .double(comm.heartbeat), "heartbeat_timeout": .double(comm.heartbeatTimeout),
-                             "transport": .string(comm.transport), "compression": .string(comm.compression)]),
-            "optimizer": .object(["type": .string(optimizer.type), "lr": .double(optimizer.lr),
+                             "transport": .string(comm.transport.rawValue), "compression": .string(comm.compression.rawValue)]),
+            "optimizer": .object(["type": .string(optimizer.type.rawValue), "lr": .double(optimizer.lr),
                                   "momentum": .double(optimizer.momentum),
                                   "dampening": .double(optimizer.dampening),
                                   "nesterov": .bool(optimizer.nesterov),
@@ -271,7 +379,7 @@ public struct JobConfig: Equatable, Sendable {
                                   "betas": .list(optimizer.betas.map { .double($0) }), "eps": .double(optimizer.eps),
                                   "alpha": .double(optimizer.alpha), "centered": .bool(optimizer.centered),
                                   "lr_decay": .double(optimizer.lrDecay)]),
-            "schedule": .object(["type": .string(schedule.type), "min_factor": .double(schedule.minFactor),
+            "schedule": .object(["type": .string(schedule.type.rawValue), "min_factor": .double(schedule.minFactor),
                                  "step_epochs": .int(schedule.stepEpochs), "gamma": .double(schedule.gamma),
                                  "warmup_epochs": .double(schedule.warmupEpochs), "patience": .int(schedule.patience),
                                  "threshold": .double(schedule.threshold)]),
@@ -289,6 +397,9 @@ extension JobConfig {
         for b in JSON.string(configValue).utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
         return String(h, radix: 16)
     }
+
+    /// The models this job trains, by name ("model" for a single-model job).
+    public var namedModels: [NamedModel] { models.isEmpty ? [NamedModel("model", model)] : models }
 
     /// Where this job's checkpoints go ("" when disabled).
     public var checkpointDirectory: String {

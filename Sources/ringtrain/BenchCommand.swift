@@ -27,13 +27,13 @@ struct BenchTrain: ParsableCommand {
             throw ValidationError("unknown model \(model) (known: \(ModelSpec.zoo.keys.sorted().joined(separator: ", ")))")
         }
         job.model = spec
-        job.scaling.rule = "none"
+        job.scaling.rule = .none
         job.train.batchSize = batch
         job.train.epochs = epochs
         job.train.logEvery = 0
-        job.schedule.type = "constant"
+        job.schedule.type = .constant
         if let d = data { job.data.path = d }
-        let d = try JobData.load(job.data)
+        let d = try JobData.load(job)
         let trainer = try Trainer(job: job, data: d, log: { _ in })
         let s = try trainer.run()
         let acc = s.lastEvaluation.map { fmt($0.accuracy, 4) } ?? "-"

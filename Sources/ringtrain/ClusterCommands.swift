@@ -139,7 +139,7 @@ func wrapErrors<T>(_ body: () throws -> T) throws -> T {
 /// Loads the dataset once up front, so a missing or broken dataset is one clear error instead
 /// of N worker failures.
 func checkDataset(_ job: JobConfig) throws {
-    _ = try JobData.load(job.data)
+    _ = try JobData.load(job)
 }
 
 struct KeygenCommand: ParsableCommand {

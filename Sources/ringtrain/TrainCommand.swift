@@ -9,7 +9,7 @@ struct JobOptions: ParsableArguments {
     @Argument(help: "YAML job file (default: the built-in Fashion-MNIST MLP job).")
     var job: String?
 
-    @Option(name: .long, help: "Directory holding the dataset's IDX files (overrides data.path).")
+    @Option(name: .long, help: "The data: a named dataset's directory of IDX files (data.path), or the training file (data.train).")
     var data: String?
 
     @Option(name: .long, help: "Number of epochs (overrides train.epochs).")
@@ -37,7 +37,9 @@ struct JobOptions: ParsableArguments {
     /// The job file (or the default), with command-line overrides applied.
     func resolve(base: JobConfig? = nil) throws -> JobConfig {
         var j = try job.map { try JobConfig.load(path: $0) } ?? base ?? JobConfig()
-        if let d = data { j.data.path = d }
+        if let d = data {
+            if j.data.dataset != nil { j.data.path = d } else { j.data.train = .init(inputs: [d]) }
+        }
         if let e = epochs { j.train.epochs = e }
         if let b = batchSize { j.train.batchSize = b }
         if let l = lr { j.optimizer.lr = l }
@@ -73,7 +75,7 @@ struct TrainCommand: ParsableCommand {
             if let t = threads { BLAS.threads = t }
             let checkpoint = try resume.map { try Checkpoint.load($0) }
             let job = try options.resolve(base: checkpoint?.job)
-            let data = try JobData.load(job.data)
+            let data = try JobData.load(job, known: checkpoint?.data)
             let trainer = try Trainer(job: job, data: data)
             if let c = checkpoint {
                 try trainer.restore(c)
@@ -84,10 +86,9 @@ struct TrainCommand: ParsableCommand {
                 Trainer.printLine("initialised weights from \(w)")
             }
             let summary = try trainer.run(checkpointDir: job.checkpoint.dir.isEmpty ? nil : "\(job.checkpoint.dir)/\(job.name)")
-            if let ev = summary.lastEvaluation {
-                Trainer.printLine("done: test_acc \(fmt(ev.accuracy, 4)) test_loss \(fmt(ev.loss, 4)) "
-                    + "train_time \(fmt(summary.trainSeconds, 1))s samples/s \(Int(summary.samplesPerSecond))")
-            }
+            let final = summary.test ?? summary.lastEvaluation
+            Trainer.printLine("done: " + (final.map { $0.line + " " } ?? "")
+                + "train_time \(fmt(summary.trainSeconds, 1))s samples/s \(Int(summary.samplesPerSecond))")
         } catch let e as ValidationError {
             throw e
         } catch {

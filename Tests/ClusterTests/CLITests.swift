@@ -21,7 +21,7 @@ import Testing
         (["bench", "allreduce", "--compression", "fp8"], "--compression must be none or bf16"),
         (["bench", "allreduce", "--ranks-per-host=-2"], "--ranks-per-host must be 0 or more"),
         (["summary", "--model", "resnet9000"], "unknown model resnet9000"),
-        (["train", "--data", "/nonexistent/fmnist"], "dataset directory not found"),
+        (["train", "--data", "/nonexistent/fmnist"], "/nonexistent/fmnist: fashion-mnist not found: no such directory"),
     ]
     for (args, expected) in cases {
         let r = Fixtures.run([rt] + args)

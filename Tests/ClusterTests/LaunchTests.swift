@@ -21,7 +21,7 @@ func launchTrainsWithTwoWorkers() throws {
     let code = p.wait(timeout: 150)
     #expect(code == 0, "\(p.text)")
     #expect(p.text.contains("[coordinator] job cluster-test finished: 32 steps"))
-    #expect(p.text.contains("[rank 0] training cluster-test:"))
+    #expect(p.text.contains("[rank 0] training cluster-test (classification):"))
     #expect(p.text.contains("2 workers × batch 32 = global batch 64"))
     #expect((finalAccuracy(p.text) ?? 0) > 0.9, "\(p.text)")
     #expect(!p.output.contains { $0.hasPrefix("[rank 1]") }, "only rank 0 prints progress")

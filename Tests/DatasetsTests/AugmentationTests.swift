@@ -12,7 +12,7 @@ func image(_ b: Int, _ h: Int, _ w: Int) -> Tensor {
     a.fill = -9
     var rng = RNG(seed: 3)
     let x = image(8, 4, 4)
-    a.apply(x, labels: Labels([Int32](repeating: 0, count: 8)), classes: 10, soft: Tensor.workspace(), rng: &rng)
+    a.apply(x, labels: IntTensor([Int32](repeating: 0, count: 8)), classes: 10, soft: Tensor.workspace(), rng: &rng)
     for i in 0..<8 {
         let p = Array(x.buffer[(i * 16)..<(i * 16 + 16)])
         // Every pixel is either the fill or an original value, shifted by at most one.
@@ -24,7 +24,7 @@ func image(_ b: Int, _ h: Int, _ w: Int) -> Tensor {
     f.flip = true
     var rng2 = RNG(seed: 4)
     let y = image(16, 2, 3)
-    f.apply(y, labels: Labels([Int32](repeating: 0, count: 16)), classes: 10, soft: Tensor.workspace(), rng: &rng2)
+    f.apply(y, labels: IntTensor([Int32](repeating: 0, count: 16)), classes: 10, soft: Tensor.workspace(), rng: &rng2)
     let rows = (0..<16).map { Array(y.buffer[($0 * 6)..<($0 * 6 + 3)]) }
     #expect(rows.contains([1, 2, 3]) && rows.contains([3, 2, 1]))
 }
@@ -35,7 +35,7 @@ func image(_ b: Int, _ h: Int, _ w: Int) -> Tensor {
     a.fill = 0
     var rng = RNG(seed: 5)
     let x = image(4, 6, 6)
-    a.apply(x, labels: Labels([0, 0, 0, 0]), classes: 10, soft: Tensor.workspace(), rng: &rng)
+    a.apply(x, labels: IntTensor([0, 0, 0, 0]), classes: 10, soft: Tensor.workspace(), rng: &rng)
     for i in 0..<4 {
         let zeros = x.buffer[(i * 36)..<(i * 36 + 36)].filter { $0 == 0 }.count
         #expect(zeros >= 1 && zeros <= 4)
@@ -50,7 +50,7 @@ func image(_ b: Int, _ h: Int, _ w: Int) -> Tensor {
         var rng = RNG(seed: 6)
         let x = image(6, 4, 4)
         let soft = Tensor.workspace()
-        let labels = Labels([0, 1, 2, 3, 4, 5])
+        let labels = IntTensor([0, 1, 2, 3, 4, 5])
         a.apply(x, labels: labels, classes: 10, soft: soft, rng: &rng)
         #expect(soft.shape == [6, 10])
         for i in 0..<6 {
@@ -75,7 +75,7 @@ func image(_ b: Int, _ h: Int, _ w: Int) -> Tensor {
     func run() -> [Float] {
         var rng = RNG(seed: 11)
         let x = image(4, 5, 5)
-        a.apply(x, labels: Labels([1, 2, 3, 4]), classes: 10, soft: Tensor.workspace(), rng: &rng)
+        a.apply(x, labels: IntTensor([1, 2, 3, 4]), classes: 10, soft: Tensor.workspace(), rng: &rng)
         return x.array
     }
     #expect(run() == run())

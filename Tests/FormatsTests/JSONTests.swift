@@ -42,6 +42,6 @@ func jsonRejectsBadInput(_ text: String) {
     }
     _ = try t.int("batch_size", default: 1)
     do { try t.finish(); Issue.record("expected an error") } catch {
-        #expect("\(error)" == "job.yaml: train.bach_size: unknown key (expected one of: batch_size, epochs)")
+        #expect("\(error)" == "job.yaml: train.bach_size: unknown key (did you mean \"batch_size\"? expected one of: batch_size, epochs)")
     }
 }

@@ -51,7 +51,7 @@ func linearGradients(bias: Bool) {
 }
 
 @Test func flattenAndSequentialGradients() {
-    let seq = Sequential(inputShape: [2, 3], [Flatten([2, 3]), initialized(Linear(6, 5)), Tanh([5]),
+    let seq = Sequential(inputShape: [2, 3], [Reshape(flattening: [2, 3]), initialized(Linear(6, 5)), Tanh([5]),
                                                initialized(Linear(5, 3), seed: 9)])
     let x = GradCheck.input([4, 2, 3], seed: 3)
     #expect(GradCheck.inDouble(seq, input: x).worst < 1e-4)
@@ -61,19 +61,19 @@ func linearGradients(bias: Bool) {
 
 @Test func softmaxCrossEntropyGradientAndValue() {
     let logits = GradCheck.input([4, 5], seed: 4, margin: 0)
-    let labels = Labels([0, 3, 4, 1])
+    let labels = IntTensor([0, 3, 4, 1])
     #expect(GradCheck.lossInDouble(SoftmaxCrossEntropy(), prediction: logits, target: .classes(labels)).worst < 1e-4)
     let r = GradCheck.loss(SoftmaxCrossEntropy(), prediction: logits, target: .classes(labels))
     #expect(r.worst < 1e-2, "\(r)")
     // Uniform logits: loss = log C, gradient (1/C − y)/B.
     let z = Tensor(shape: [2, 4])
     let g = Tensor.workspace()
-    let l = SoftmaxCrossEntropy().compute(z, .classes(Labels([1, 2])), grad: g)
+    let l = SoftmaxCrossEntropy().compute(z, .classes(IntTensor([1, 2])), grad: g)
     #expect(abs(l - Float(1.3862944)) < 1e-6)
     #expect(abs(g[0] - 0.125) < 1e-7 && abs(g[1] - (0.25 - 1) / 2) < 1e-7)
     // Huge logits stay finite.
     let big = Tensor(shape: [1, 3], values: [1000, -1000, 0])
-    #expect(SoftmaxCrossEntropy().compute(big, .classes(Labels([0])), grad: nil) == 0)
+    #expect(SoftmaxCrossEntropy().compute(big, .classes(IntTensor([0])), grad: nil) == 0)
 }
 
 @Test func softTargetsCrossEntropyGradient() {
@@ -96,7 +96,7 @@ func linearGradients(bias: Bool) {
 
 @Test func lossFamilyGradients() {
     let z = GradCheck.input([4, 5], seed: 21, margin: 0)
-    let labels = Labels([0, 3, 4, 1])
+    let labels = IntTensor([0, 3, 4, 1])
     let probs = Tensor(shape: [4, 5], values: (0..<20).map { Float(($0 * 7) % 5) / 4 })   // targets in [0, 1]
     let counts = Tensor(shape: [4, 5], values: (0..<20).map { Float(($0 * 3) % 4) })
     let rates = Tensor(shape: [4, 5], values: (0..<20).map { 0.5 + Float($0 % 7) / 3 })
@@ -123,10 +123,10 @@ func linearGradients(bias: Bool) {
     #expect(abs(bce.compute(Tensor(shape: [1, 1], values: [2]), .values(Tensor(shape: [1, 1], values: [1])), grad: nil) - 0.126928) < 1e-5)
     #expect(bce.compute(Tensor(shape: [1, 1], values: [-200]), .values(Tensor(shape: [1, 1], values: [0])), grad: nil) == 0)
     // Hinge: margins 1 − 2 + 0.5 = −0.5 (none), 1 − 2 + 1.5 = 0.5 → 0.5 / 3 classes.
-    #expect(abs(HingeLoss().compute(Tensor(shape: [1, 3], values: [2, 0.5, 1.5]), .classes(Labels([0])), grad: nil) - 0.5 / 3) < 1e-6)
+    #expect(abs(HingeLoss().compute(Tensor(shape: [1, 3], values: [2, 0.5, 1.5]), .classes(IntTensor([0])), grad: nil) - 0.5 / 3) < 1e-6)
     // Perceptron: zero when right, the margin when wrong.
-    #expect(PerceptronLoss().compute(Tensor(shape: [1, 3], values: [3, 1, 2]), .classes(Labels([0])), grad: nil) == 0)
-    #expect(PerceptronLoss().compute(Tensor(shape: [1, 3], values: [3, 1, 2]), .classes(Labels([2])), grad: nil) == 1)
+    #expect(PerceptronLoss().compute(Tensor(shape: [1, 3], values: [3, 1, 2]), .classes(IntTensor([0])), grad: nil) == 0)
+    #expect(PerceptronLoss().compute(Tensor(shape: [1, 3], values: [3, 1, 2]), .classes(IntTensor([2])), grad: nil) == 1)
     // Label smoothing 0.1 with uniform logits leaves the loss at log C.
-    #expect(abs(SoftmaxCrossEntropy(labelSmoothing: 0.1).compute(Tensor(shape: [1, 4]), .classes(Labels([1])), grad: nil) - logf(4)) < 1e-6)
+    #expect(abs(SoftmaxCrossEntropy(labelSmoothing: 0.1).compute(Tensor(shape: [1, 4]), .classes(IntTensor([1])), grad: nil) - logf(4)) < 1e-6)
 }

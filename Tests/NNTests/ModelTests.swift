@@ -54,6 +54,26 @@ import Testing
     #expect(m.grads.buffer.contains { $0 != 0 })
 }
 
+/// Layers on trailing axes keep the leading per-sample axes (as torch.nn.Linear on [B, T, C]).
+@Test func trailingAxesShapes() throws {
+    let m = try Model(spec: ModelSpec(input: [5], layers: [
+        .object(["type": "embedding", "vocab": 9, "dim": 6]), .object(["type": "linear", "out": 4]), "layernorm", "gelu",
+        .object(["type": "dropout", "p": 0.1]), .object(["type": "reshape", "shape": [20]]),
+        .object(["type": "unflatten", "dim": 1, "sizes": [5, 4]]), "softmax",
+    ]), source: "t")
+    #expect(m.takesIndices && m.spec.takesIndices)
+    #expect(m.network.layers.map(\.outputShape) == [[5, 6], [5, 4], [5, 4], [5, 4], [5, 4], [20], [5, 4], [5, 4]])
+    #expect((m.network.layers[1] as? Linear)?.flops == 2 * 6 * 4 * 5)
+    m.initialize(seed: 1)
+    let ids = IntTensor([0, 1, 2, 3, 8, 8, 7, 6, 5, 4], shape: [2, 5])
+    let y = m.forward(indices: ids, training: false)
+    #expect(y.shape == [2, 5, 4])
+    // softmax over the last axis: every row of 4 sums to one.
+    for r in 0..<10 { #expect(abs((0..<4).reduce(Float(0)) { $0 + y[r * 4 + $1] } - 1) < 1e-5) }
+    #expect(try Model(spec: ModelSpec(input: [1, 28, 28], layers: [.object(["type": "flatten", "start_dim": 2])]), source: "t")
+        .outputShape == [1, 784])
+}
+
 @Test func specErrorsNameTheLayer() {
     func err(_ layers: [ConfigValue], input: [Int] = [4]) -> String {
         do { _ = try Model(spec: ModelSpec(input: input, layers: layers), source: "job.yaml"); return "" }
@@ -63,6 +83,12 @@ import Testing
     #expect(err([.object(["type": .string("linear")])]).contains("model.layers[0].out: required integer is missing"))
     #expect(err([.object(["type": .string("linear"), "out": .int(0)])]).contains("expected an integer ≥ 1"))
     #expect(err([.object(["type": .string("linear"), "out": .int(2), "bais": .bool(true)])]).contains("model.layers[0].bais: unknown key"))
-    #expect(err([.object(["type": .string("linear"), "out": .int(2)])], input: [1, 2, 2]).contains("add a flatten layer"))
+    #expect(err([.object(["type": .string("layernorm"), "normalized_shape": [3]])], input: [2, 4])
+        .contains("model.layers[0].normalized_shape: [3] must be the last axes of the input [2, 4]"))
+    #expect(err(["relu", .object(["type": .string("embedding"), "vocab": 5, "dim": 2])])
+        .contains("model.layers[1]: this layer takes integer ids, so it must be the model's first layer"))
+    #expect(err([.object(["type": .string("unflatten"), "dim": 1, "sizes": [3, -1]])]).contains("[3, -1] cannot hold 4 elements"))
+    #expect(err([.object(["type": .string("reshape"), "shape": [3]])]).contains("[3] holds 3 elements, the input has 4"))
+    #expect(err([.object(["type": .string("flatten"), "start_dim": 3])], input: [2, 2]).contains("axis 3 is outside the per-sample axes 1…2"))
     #expect(err([.int(3)]).contains("expected a layer"))
 }

@@ -20,10 +20,10 @@ func syntheticJob(_ dir: String, samples: Int, batch: Int, epochs: Int = 1) thro
     job.train.logEvery = 0
     job.train.checkEvery = 10
     job.scaling.baseBatch = 128
-    job.schedule.type = "constant"
+    job.schedule.type = .constant
     job.comm.bucketBytes = 16 << 10     // several buckets for this small model
     job.comm.timeout = 20
-    return (job, try JobData.load(job.data))
+    return (job, try JobData.load(job))
 }
 
 /// Losses of the first `steps` steps, as seen by rank 0, with `world` in-process ranks.
@@ -169,7 +169,7 @@ func syncBatchNormMakesDataParallelMatchSingleNode() throws {
             "\(big.lrDescription)")
     job.scaling.baseBatch = 32
     #expect(try !Trainer(job: job, data: data, log: { _ in }).lrDescription.contains("note:"))
-    job.scaling.rule = "none"
+    job.scaling.rule = .none
     let u = try Trainer(job: job, data: data, log: { _ in })
     #expect(u.scaledLR == 0.1 && u.lrDescription.contains("scaling rule off"))
 }

@@ -58,6 +58,6 @@ func jobError(_ yaml: String) -> String {
     for f in files {
         let job = try JobConfig.load(path: dir + "/" + f)
         #expect(!job.name.isEmpty, "\(f)")
-        if f == "mlp-bf16.yaml" { #expect(job.comm.compression == "bf16") }
+        if f == "mlp-bf16.yaml" { #expect(job.comm.compression == .bf16) }
     }
 }

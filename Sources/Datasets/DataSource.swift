@@ -1,0 +1,107 @@
+import Formats
+import TensorCore
+
+/// A dataset the loop can sample from: `count` samples, each an input and (for supervised
+/// tasks) a target, gathered by index into a reused `Batch`. Every format implements this,
+/// so the sampler shards every format the same way for every world size.
+public protocol DataSource: AnyObject {
+    var name: String { get }
+    var count: Int { get }
+    var input: FieldSpec { get }
+    var target: FieldSpec? { get }
+    /// Copies the samples at `indices` into `batch`.
+    func gather(_ indices: ArraySlice<Int>, into batch: Batch)
+}
+
+/// Inputs and targets as two columns of the same rows (IDX, CSV, .npy).
+public final class ArrayDataset: DataSource {
+    public let name: String
+    public let inputs: Column
+    public let targets: Column?
+    public let input: FieldSpec
+    public let target: FieldSpec?
+
+    public init(name: String, inputs: Column, input: FieldSpec, targets: Column?, target: FieldSpec?) {
+        precondition(targets == nil || targets!.rows == inputs.rows)
+        self.name = name
+        self.inputs = inputs
+        self.targets = targets
+        self.input = input
+        self.target = target
+    }
+
+    public var count: Int { inputs.rows }
+
+    public func gather(_ indices: ArraySlice<Int>, into batch: Batch) {
+        batch.prepare(indices.count, input: input, target: target)
+        if input.isInteger { inputs.gatherInts(indices, into: batch.ids.data) } else { inputs.gatherFloats(indices, into: batch.x.data) }
+        if let t = targets, let spec = target {
+            if spec.isInteger { t.gatherInts(indices, into: batch.labels.data) } else { t.gatherFloats(indices, into: batch.y.data) }
+        }
+    }
+}
+
+/// Some samples of another dataset (a seeded train/validation/test split).
+public final class Subset: DataSource {
+    public let base: DataSource
+    public let indices: [Int]
+    public let name: String
+    private var mapped: [Int] = []
+
+    public init(_ base: DataSource, indices: [Int], name: String) {
+        self.base = base
+        self.indices = indices
+        self.name = name
+    }
+
+    public var count: Int { indices.count }
+    public var input: FieldSpec { base.input }
+    public var target: FieldSpec? { base.target }
+
+    public func gather(_ idx: ArraySlice<Int>, into batch: Batch) {
+        mapped.removeAll(keepingCapacity: true)
+        for i in idx { mapped.append(indices[i]) }
+        base.gather(mapped[...], into: batch)
+    }
+}
+
+/// Language-model samples from one token stream: sample i is the block
+/// tokens[i·T ..< i·T + T] and its targets the same block shifted by one (as nanoGPT's train.bin).
+public final class TokenBlocks: DataSource {
+    public let name: String
+    public let tokens: Column
+    public let context: Int
+    public let vocabulary: Int
+    public let count: Int
+
+    public init(name: String, tokens: Column, context: Int, vocabulary: Int) {
+        self.name = name
+        self.tokens = tokens
+        self.context = context
+        self.vocabulary = vocabulary
+        count = max(0, (tokens.rows - 1) / context)
+    }
+
+    public var input: FieldSpec { FieldSpec(.ids, shape: [context], count: vocabulary) }
+    public var target: FieldSpec? { FieldSpec(.classes, shape: [context], count: vocabulary) }
+
+    public func gather(_ indices: ArraySlice<Int>, into batch: Batch) {
+        batch.prepare(indices.count, input: input, target: target)
+        let t = context
+        for (k, i) in indices.enumerated() {
+            tokens.copyInts(from: i * t, count: t, into: batch.ids.data + k * t)
+            tokens.copyInts(from: i * t + 1, count: t, into: batch.labels.data + k * t)
+        }
+    }
+}
+
+/// Seeded splits of 0..<n: the first `validation` and `test` counts of a permutation
+/// (independent of the training shuffle), the rest for training, each kept in index order.
+public func splitIndices(_ n: Int, validation: Int, test: Int, seed: UInt64) -> (train: [Int], validation: [Int], test: [Int]) {
+    var rng = RNG(seed: seed, stream: "split")
+    let perm = rng.permutation(n)
+    let v = Array(perm[0..<validation]).sorted()
+    let t = Array(perm[validation..<(validation + test)]).sorted()
+    let rest = Array(perm[(validation + test)...]).sorted()
+    return (rest, v, t)
+}
