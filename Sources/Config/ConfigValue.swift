@@ -73,3 +73,10 @@ extension ConfigValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, 
     public init(booleanLiteral value: Bool) { self = .bool(value) }
     public init(arrayLiteral elements: ConfigValue...) { self = .list(elements) }
 }
+
+extension ConfigValue: ExpressibleByDictionaryLiteral {
+    /// A map in literal order: `["type": "linear", "out": 10]`.
+    public init(dictionaryLiteral elements: (String, ConfigValue)...) {
+        self = .map(elements.map { ConfigEntry(key: $0.0, value: $0.1) })
+    }
+}

@@ -3,7 +3,9 @@ import TensorCore
 
 /// A dataset the loop can sample from: `count` samples, each an input and (for supervised
 /// tasks) a target, gathered by index into a reused `Batch`. Every format implements this,
-/// so the sampler shards every format the same way for every world size.
+/// so the sampler shards every format the same way for every world size. `gather` keeps no
+/// scratch state: a loader thread and an evaluation (or several in-process ranks) may call it
+/// at once.
 public protocol DataSource: AnyObject {
     var name: String { get }
     var count: Int { get }
@@ -46,7 +48,6 @@ public final class Subset: DataSource {
     public let base: DataSource
     public let indices: [Int]
     public let name: String
-    private var mapped: [Int] = []
 
     public init(_ base: DataSource, indices: [Int], name: String) {
         self.base = base
@@ -59,9 +60,7 @@ public final class Subset: DataSource {
     public var target: FieldSpec? { base.target }
 
     public func gather(_ idx: ArraySlice<Int>, into batch: Batch) {
-        mapped.removeAll(keepingCapacity: true)
-        for i in idx { mapped.append(indices[i]) }
-        base.gather(mapped[...], into: batch)
+        base.gather(idx.map { indices[$0] }[...], into: batch)
     }
 }
 

@@ -102,5 +102,11 @@ public final class Model {
         _ = network.backward(dy, needInputGrad: false, onLayerDone: onLayerDone)
     }
 
+    /// Backward that also returns dL/d(input) (a GAN's generator trains through its
+    /// discriminator's input gradient). Float inputs only.
+    public func inputGradient(_ dy: Tensor) -> Tensor? {
+        network.backward(dy, needInputGrad: true, onLayerDone: nil)
+    }
+
     public func zeroGrad() { grads.zero() }
 }

@@ -41,3 +41,12 @@ extension Fixtures {
         public func wait(timeout: Double) { _ = sem.wait(timeout: .now() + timeout) }
     }
 }
+
+/// A value shared between a test and the threads it starts, read and written under a lock.
+public final class Locked<T>: @unchecked Sendable {
+    private let lock = DispatchQueue(label: "locked")
+    private var value: T
+    public init(_ v: T) { value = v }
+    public var get: T { lock.sync { value } }
+    public func set(_ v: T) { lock.sync { value = v } }
+}

@@ -98,6 +98,8 @@ public struct JobConfig: Equatable, Sendable {
 
     public struct Train: Equatable, Sendable {
         public var epochs = 10
+        /// Stop after this many optimizer steps (0: train every epoch); the schedule spans them.
+        public var maxSteps = 0
         /// Per-worker batch size (the whole batch in single-node mode).
         public var batchSize = 128
         public var loss = LossKind.crossEntropy
@@ -234,6 +236,7 @@ public struct JobConfig: Equatable, Sendable {
 
         let t = try r.section("train")
         train.epochs = try t.int("epochs", default: train.epochs, min: 1)
+        train.maxSteps = try t.int("max_steps", default: 0, min: 0)
         train.batchSize = try t.int("batch_size", default: train.batchSize, min: 1)
         let loss = try t.optionalChoice("loss", LossKind.self)
         train.evalBatchSize = try t.int("eval_batch_size", default: train.evalBatchSize, min: 1)
@@ -359,7 +362,7 @@ public struct JobConfig: Equatable, Sendable {
             "task": .object(["type": .string(task.kind.rawValue), "low": .double(task.low), "high": .double(task.high),
                              "rate": .string(task.rate.rawValue), "top_k": .int(task.topK)]),
             "data": data.configValue,
-            "train": .object(["epochs": .int(train.epochs), "batch_size": .int(train.batchSize),
+            "train": .object(["epochs": .int(train.epochs), "max_steps": .int(train.maxSteps), "batch_size": .int(train.batchSize),
                               "loss": .string(train.loss.rawValue), "huber_delta": .double(train.huberDelta),
                               "eval_batch_size": .int(train.evalBatchSize),
                               "log_every": .int(train.logEvery), "accumulation_steps": .int(train.accumulationSteps),

@@ -72,18 +72,6 @@ public final class Trainer {
             return Replica(name: m.name, model: model, optimizer: job.makeOptimizer(params: model.values, grads: model.grads),
                            reducer: reducer, prefix: several ? m.name + "." : "")
         }
-        let first = replicas[0].model
-        guard first.takesIndices == data.train.input.isInteger else {
-            throw TrainError(first.takesIndices
-                ? "the model starts with an embedding (it reads ids), but \(data.train.name) holds \(data.train.input)"
-                : "\(data.train.name) holds \(data.train.input); a model for ids starts with an embedding layer")
-        }
-        guard first.inputShape == data.train.input.shape else {
-            throw TrainError("model input shape \(first.inputShape) does not match the samples of \(data.train.name), \(data.train.input.shape)")
-        }
-        if let n = data.train.input.count, first.takesIndices, let e = first.network.layers.first as? Embedding, e.vocabulary < n {
-            throw TrainError("the embedding has \(e.vocabulary) rows but \(data.train.name) holds ids up to \(n - 1)")
-        }
         if !job.data.augment.isIdentity {
             guard data.train.input.shape.count == 3, !data.train.input.isInteger else {
                 throw TrainError("data.augment works on images [channels, height, width]; \(data.train.name) holds \(data.train.input)")
@@ -120,7 +108,8 @@ public final class Trainer {
     }
 
     public var stepsPerEpoch: Int { sampler.stepsPerEpoch }
-    public var totalSteps: Int { stepsPerEpoch * job.train.epochs }
+    /// Steps the run takes: every epoch, or `train.max_steps` when set.
+    public var totalSteps: Int { job.train.maxSteps > 0 ? job.train.maxSteps : stepsPerEpoch * job.train.epochs }
 
     // MARK: learning rate
 
@@ -332,7 +321,7 @@ public final class Trainer {
 
     /// Trains until the configured number of epochs (or `stopAtStep`).
     public func run(checkpointDir: String? = nil) throws -> Summary {
-        let epochs = job.train.epochs
+        let epochs = job.train.maxSteps > 0 ? (totalSteps + stepsPerEpoch - 1) / stepsPerEpoch : job.train.epochs
         var lastEval: Evaluation?
         var trainSeconds = 0.0, samples = 0
         let k = job.train.accumulationSteps
@@ -341,7 +330,7 @@ public final class Trainer {
             + "\(comm.worldSize) worker\(comm.worldSize == 1 ? "" : "s") × batch \(job.train.batchSize)"
             + (k > 1 ? " × \(k) micro-batches" : "") + " = global batch \(sampler.globalBatch), "
             + "\(stepsPerEpoch) steps/epoch; \(lrDescription)")
-        while state.epoch < epochs {
+        while state.epoch < epochs && state.globalStep < totalSteps {
             var augment = job.data.augment
             if let s = data.info.inputScaling, let m = s.mean.first, let d = s.std.first, s.mean.count == 1 {
                 augment.fill = d > 0 ? Float(-m / d) : 0
@@ -356,6 +345,7 @@ public final class Trainer {
                     return Summary(state: state, lastEvaluation: lastEval, trainSeconds: trainSeconds,
                                    samplesPerSecond: Double(samples) / max(trainSeconds, 1e-9), stopped: true)
                 }
+                if state.globalStep >= totalSteps { loader.cancel(); break }
                 let l: Float
                 do {
                     l = try step(batch)
@@ -379,14 +369,15 @@ public final class Trainer {
             }
             let epochTime = monotonicSeconds() - t0
             trainSeconds += epochTime
-            state = TrainState(epoch: state.epoch + 1, stepInEpoch: 0, globalStep: state.globalStep)
+            // An epoch cut short by train.max_steps stays where it stopped (a resume continues there).
+            if state.stepInEpoch >= stepsPerEpoch { state = TrainState(epoch: state.epoch + 1, stepInEpoch: 0, globalStep: state.globalStep) }
             let ev = try data.epochSplit.map { try evaluate($0.data, split: $0.name) }
             lastEval = ev
             let rate = Double(epochSteps * sampler.globalBatch) / max(epochTime, 1e-9)
             let comm = replicas.compactMap { $0.reducer?.takeTiming() }.first.map {
                 " allreduce \(fmt($0.perStep * 1000, 2)) ms/step (\(Int(($0.hidden * 100).rounded()))% hidden behind backward)"
             } ?? ""
-            log("epoch \(state.epoch)/\(epochs) train_loss \(fmt(epochLoss / Double(max(epochSteps, 1)), 4)) "
+            log("epoch \(state.stepInEpoch == 0 ? state.epoch : state.epoch + 1)/\(epochs) train_loss \(fmt(epochLoss / Double(max(epochSteps, 1)), 4)) "
                 + (ev.map { $0.line + " " } ?? "")
                 + "time \(fmt(epochTime, 2))s samples/s \(Int(rate))" + comm)
             onEpoch?(state, ev, rate)

@@ -44,9 +44,9 @@ func coordinatorAdmitsChecksAndSupervises() throws {
     let c = try Coordinator(.init(listen: "tcp://127.0.0.1:*", workers: 2, job: job))
     let lines = Lines()
     c.log = { lines.append($0) }
-    var outcome: Coordinator.Outcome?
+    let outcome = Locked<Coordinator.Outcome?>(nil)
     let done = Fixtures.Signal()
-    Threads.detach { outcome = c.run(); done.fire() }
+    Threads.detach { outcome.set(c.run()); done.fire() }
 
     let w = try (0..<8).map { _ in try FakeWorker(c.endpoint) }
     func rejected(_ f: FakeWorker, _ m: ControlMessage) throws -> String? {
@@ -85,10 +85,10 @@ func coordinatorAdmitsChecksAndSupervises() throws {
     for _ in 0..<40 {
         try w[7].send(.heartbeat(rank: 0, step: 1))
         usleep(100_000)
-        if outcome != nil { break }
+        if outcome.get != nil { break }
     }
     done.wait(timeout: 30)
-    guard case .failed(let failedRank, let failedHost, let why)? = outcome else { Issue.record("outcome \(String(describing: outcome))"); return }
+    guard case .failed(let failedRank, let failedHost, let why)? = outcome.get else { Issue.record("outcome \(String(describing: outcome.get))"); return }
     #expect(failedRank == 1 && failedHost == "h1" && why.contains("no heartbeat"))
     guard case .abort(let r, let host, let message)? = w[7].next() else { Issue.record("no abort: \(lines.all)"); return }
     #expect(r == 1 && host == "h1" && message.contains("no heartbeat"))

@@ -109,7 +109,23 @@ func linearGradients(bias: Bool) {
         ("hinge", HingeLoss(), z, .classes(labels)),
         ("perceptron", PerceptronLoss(), z, .classes(labels)),
     ]
-    for (name, loss, x, t) in cases {
+    // Each task's target shapes: per-token classes [B, T] for logits [B, T, V], values [B, k],
+    // one logit per sample for binary.
+    let tokens = GradCheck.input([2, 3, 5], seed: 22, margin: 0)
+    let y3 = GradCheck.input([4, 3], seed: 23, margin: 0)
+    let z3 = GradCheck.input([4, 3], seed: 24, margin: 0.1)
+    let binary = GradCheck.input([4, 1], seed: 25, margin: 0)
+    let taskCases: [(String, Loss, Tensor, Target)] = [
+        ("cross entropy over [B, T, V]", SoftmaxCrossEntropy(), tokens, .classes(IntTensor([1, 4, 0, 2, 2, 3], shape: [2, 3]))),
+        ("cross entropy over [B, T, V], smoothing", SoftmaxCrossEntropy(labelSmoothing: 0.2), tokens,
+         .classes(IntTensor([1, 4, 0, 2, 2, 3], shape: [2, 3]))),
+        ("mse, regression [B, 3]", MeanSquaredError(), z3, .values(y3)),
+        ("mae, regression [B, 3]", MeanAbsoluteError(), z3, .values(y3)),
+        ("huber δ = 0.3, regression [B, 3]", HuberLoss(delta: 0.3), z3, .values(y3)),
+        ("bce, binary [B, 1]", SigmoidBinaryCrossEntropy(), binary, .values(Tensor(shape: [4, 1], values: [1, 0, 0, 1]))),
+        ("poisson nll, counts [B, 3]", PoissonNLL(logInput: true), z3, .values(Tensor(shape: [4, 3], values: (0..<12).map { Float($0 % 4) }))),
+    ]
+    for (name, loss, x, t) in cases + taskCases {
         let d = GradCheck.lossInDouble(loss, prediction: x, target: t)
         #expect(d.worst < 1e-4, "\(name) in Double: \(d)")
         let r = GradCheck.loss(loss, prediction: x, target: t, eps: 1e-3)

@@ -110,6 +110,42 @@ func convolutionGradients(spec: ConfigValue) throws {
     #expect(d.forward(x, training: false) === x)
 }
 
+/// Layers on trailing axes: every leading axis of [B, …, C] is another row.
+@Test func trailingAxisGradients() throws {
+    try check(obj(["type": "linear", "out": 3]), [4, 5])
+    try check(obj(["type": "linear", "out": 2, "bias": false]), [2, 3, 4])
+    try check("layernorm", [4, 6])
+    try check(obj(["type": "layernorm", "normalized_shape": [3, 4]]), [2, 3, 4])
+    try check(obj(["type": "layernorm", "affine": false]), [3, 5])
+    try check("softmax", [3, 5], batch: 2)
+    try check("log_softmax", [2, 3, 4], batch: 2)
+    try check("gelu", [3, 4])
+    try check(obj(["type": "dropout", "p": 0]), [3, 4])
+    try check(obj(["type": "flatten", "start_dim": 2]), [2, 3, 4])
+    try check(obj(["type": "unflatten", "dim": 1, "sizes": [2, -1]]), [6])
+    // A reshape between two linears: the second sees the new last axis.
+    try check(obj(["type": "sequential", "layers": [obj(["type": "linear", "out": 6]), obj(["type": "reshape", "shape": [3, 2, 2]]),
+                                                     obj(["type": "linear", "out": 3])]]), [2, 4])
+}
+
+@Test func embeddingGradientsTouchOnlyTheRowsUsed() throws {
+    let e = try layer(obj(["type": "embedding", "vocab": 7, "dim": 3]), [4])
+    let ids = Tensor(shape: [2, 4], values: [1, 5, 1, 0, 6, 5, 5, 2])   // ids 3 and 4 unused
+    let d = GradCheck.inDouble(e, input: ids)
+    #expect(d.worst < 1e-4, "\(d)")
+    let r = GradCheck.layer(e, input: ids)
+    #expect(r.worst < 1e-2, "\(r)")
+    let emb = try #require(e as? Embedding)
+    emb.weight.grad.zero()
+    let y = emb.forward(indices: IntTensor([3, 3, 6], shape: [1, 3]), training: true)
+    #expect(y.shape == [1, 3, 3] && (0..<3).allSatisfy { y[$0] == emb.weight.value[9 + $0] && y[3 + $0] == y[$0] })
+    let dy = Tensor(shape: [1, 3, 3], values: [1, 2, 3, 10, 20, 30, 7, 8, 9])
+    _ = emb.backward(dy, needInputGrad: false)
+    let g = emb.weight.grad
+    #expect((0..<3).allSatisfy { g[9 + $0] == dy[$0] + dy[3 + $0] && g[18 + $0] == dy[6 + $0] })
+    #expect((0..<21).filter { g[$0] != 0 }.allSatisfy { $0 / 3 == 3 || $0 / 3 == 6 })
+}
+
 @Test func impossibleShapesAreClearErrors() {
     func err(_ spec: ConfigValue, _ shape: [Int]) -> String {
         do { _ = try layer(spec, shape); return "no error" } catch { return "\(error)" }

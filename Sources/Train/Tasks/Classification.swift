@@ -108,7 +108,7 @@ public final class BinaryTask: SupervisedTask {
 
     /// Area under the ROC curve from (score, label) pairs: the Mann–Whitney statistic with
     /// ties given half credit (what sklearn's roc_auc_score computes).
-    static func rocAUC(_ pairs: [Float]) -> Double {
+    public static func rocAUC(_ pairs: [Float]) -> Double {
         let n = pairs.count / 2
         let order = (0..<n).sorted { pairs[2 * $0] < pairs[2 * $1] }
         var rankSumPositive = 0.0, positives = 0.0

@@ -101,6 +101,7 @@ public class SupervisedTask: Task {
         guard let r = runner.replicas.first, runner.replicas.count == 1 else {
             throw TrainError("the \(name) task trains one model (model:), not \(runner.replicas.count)")
         }
+        try checkInput(r.model, data.train)
         if let want = expectedOutput(data), r.model.outputShape != want {
             throw TrainError("model output shape \(r.model.outputShape) does not fit the \(name) task on \(data.train.name): "
                              + "it needs \(want) (targets: \(data.train.target.map(\.description) ?? "none"))")
@@ -158,6 +159,22 @@ public class SupervisedTask: Task {
         targetBuffer.zero()
         for r in 0..<labels.count { targetBuffer.data[r * c + Int(labels[r])] = 1 }
         return targetBuffer
+    }
+}
+
+/// Checks that `model` reads the samples of `d` as they are: ids into an embedding (with rows
+/// for every id), floats of the samples' shape otherwise.
+public func checkInput(_ model: Model, _ d: DataSource) throws {
+    guard model.takesIndices == d.input.isInteger else {
+        throw TrainError(model.takesIndices
+            ? "the model starts with an embedding (it reads ids), but \(d.name) holds \(d.input)"
+            : "\(d.name) holds \(d.input); a model for ids starts with an embedding layer")
+    }
+    guard model.inputShape == d.input.shape else {
+        throw TrainError("model input shape \(model.inputShape) does not match the samples of \(d.name), \(d.input.shape)")
+    }
+    if let n = d.input.count, model.takesIndices, let e = model.network.layers.first as? Embedding, e.vocabulary < n {
+        throw TrainError("the embedding has \(e.vocabulary) rows but \(d.name) holds ids up to \(n - 1)")
     }
 }
 
