@@ -114,12 +114,24 @@ public final class WorkerRuntime {
         trainer.onStep = { state, _ in control.step = state.globalStep }
         if welcome.rank == 0 {
             trainer.onEpoch = { state, ev, rate in
-                let values = ev.map { e in [Metric("\(e.split)_loss", e.loss)] + e.metrics.map { Metric("\(e.split)_\($0.name)", $0.value) } } ?? []
-                control.post(.metrics(rank: 0, epoch: state.epoch, step: state.globalStep, values: values, samplesPerSecond: rate))
+                control.post(.metrics(rank: 0, epoch: state.epoch, step: state.globalStep, values: ev.map(Self.values) ?? [],
+                                      samplesPerSecond: rate))
             }
         }
         let dir = job.checkpointDirectory
-        _ = try trainer.run(checkpointDir: dir.isEmpty ? nil : dir)
+        let summary = try trainer.run(checkpointDir: dir.isEmpty ? nil : dir)
+        // The held-out test split, evaluated once at the end (epochs were evaluated on validation).
+        if welcome.rank == 0, let t = summary.test {
+            control.post(.metrics(rank: 0, epoch: summary.state.epoch, step: summary.state.globalStep, values: Self.values(t),
+                                  samplesPerSecond: summary.samplesPerSecond))
+        }
+    }
+}
+
+extension WorkerRuntime {
+    /// An evaluation as named values for METRICS: val_loss, val_acc, …
+    static func values(_ e: Evaluation) -> [Metric] {
+        [Metric("\(e.split)_loss", e.loss)] + e.metrics.map { Metric("\(e.split)_\($0.name)", $0.value) }
     }
 }
 
@@ -167,7 +179,12 @@ final class ControlLoop: @unchecked Sendable {
                 lastBeat = now
             }
             let queued = outbox.withLock { q -> [ControlMessage] in defer { q.removeAll() }; return q }
-            for m in queued { _ = try? dealer.send(m.encode(), dontWait: true) }
+            // A full send queue (a burst of METRICS from short epochs) keeps the rest for the next
+            // round instead of dropping them: a lost DONE would read as a dead worker.
+            for (i, m) in queued.enumerated() where (try? dealer.send(m.encode(), dontWait: true)) != true {
+                outbox.withLock { $0.insert(contentsOf: queued[i...], at: 0) }
+                break
+            }
             if stopping.load(ordering: .acquiring) && queued.isEmpty && outbox.withLock({ $0.isEmpty }) {
                 // Linger briefly so an ABORT answering a FAILED can still arrive.
                 if let m = next(timeoutMs: 300) { handle(m, &lastPing) }
