@@ -87,6 +87,7 @@ struct TrainCommand: ParsableCommand {
             }
             let summary = try trainer.run(checkpointDir: job.checkpoint.dir.isEmpty ? nil : "\(job.checkpoint.dir)/\(job.name)")
             let final = summary.test ?? summary.lastEvaluation
+            if let table = final?.confusionTable() { Trainer.printLine(table) }
             Trainer.printLine("done: " + (final.map { $0.line + " " } ?? "")
                 + "train_time \(fmt(summary.trainSeconds, 1))s samples/s \(Int(summary.samplesPerSecond))")
         } catch let e as ValidationError {

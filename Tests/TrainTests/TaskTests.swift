@@ -90,6 +90,12 @@ func classificationOfStringClassesFromCSV() throws {
     let confusion = try #require(ev.confusion)
     #expect(confusion.flatMap { $0 }.reduce(0, +) == 120)
     #expect(ev["top5"] == nil, "top-5 of 3 classes is not reported")
+    // Per-class recall is each row's diagonal share; the table names the classes.
+    let recall = try #require(ev.recall)
+    #expect(recall.count == 3)
+    for (i, row) in confusion.enumerated() { #expect(recall[i] == Double(row[i]) / Double(row.reduce(0, +))) }
+    let table = try #require(ev.confusionTable())
+    #expect(table.contains("north") && table.contains("recall") && table.split(separator: "\n").count == 5, "\(table)")
     try checkDataParallel(job)
 }
 
@@ -317,4 +323,41 @@ func reconstructionLearnsALowRankCode() throws {
     do { _ = try trained(idsIntoLinear); Issue.record("expected an error") } catch {
         #expect("\(error)".contains("a model for ids starts with an embedding layer"), "\(error)")
     }
+}
+
+/// The tasks that put a function between the model and the loss (bounded regression's
+/// low + (high − low)·σ, counting's softplus rate) give the right dL/dz: central differences.
+@Test func outputFunctionGradientsAreExact() throws {
+    func checkTask(_ task: TaskOptionsEdit, targets: [Float], _ name: String) throws {
+        var job = JobConfig()
+        job.task.kind = task.kind
+        job.task.low = 2
+        job.task.high = 5
+        job.task.rate = task.rate
+        job.train.loss = task.kind == .counting ? .poissonNLL : .mse
+        let t = try #require(job.makeTask(DataInfo()) as? SupervisedTask)
+        let b = Batch()
+        b.prepare(3, input: FieldSpec(.values, shape: [2]), target: FieldSpec(.values, shape: [2]))
+        for i in 0..<6 { b.y[i] = targets[i] }
+        let z = GradCheck.input([3, 2], seed: 31, margin: 0)
+        let g = Tensor.workspace()
+        _ = t.lossValue(z, b, grad: g)
+        let h: Float = 1e-2
+        for i in 0..<6 {
+            let saved = z[i]
+            z[i] = saved + h; let lp = Double(t.lossValue(z, b, grad: nil))
+            z[i] = saved - h; let lm = Double(t.lossValue(z, b, grad: nil))
+            z[i] = saved
+            let numeric = (lp - lm) / (2 * Double(h))
+            #expect(abs(numeric - Double(g[i])) < 2e-3 * max(1, abs(numeric)), "\(name) element \(i): \(g[i]) vs \(numeric)")
+        }
+    }
+    try checkTask(.init(kind: .boundedRegression), targets: [2.5, 4.9, 3, 3.3, 2.1, 4], "bounded")
+    try checkTask(.init(kind: .counting, rate: .softplus), targets: [0, 1, 3, 2, 0, 5], "softplus counts")
+    try checkTask(.init(kind: .counting, rate: .exp), targets: [0, 1, 3, 2, 0, 5], "exp counts")
+}
+
+struct TaskOptionsEdit {
+    var kind: TaskKind
+    var rate = JobConfig.TaskOptions.RateOutput.exp
 }

@@ -107,7 +107,7 @@ public final class BoundedRegressionTask: SupervisedTask {
         return bounded
     }
 
-    override func lossValue(_ out: Tensor, _ b: Batch, grad: Tensor?) -> Float {
+    public override func lossValue(_ out: Tensor, _ b: Batch, grad: Tensor?) -> Float {
         let p = bound(out)
         let l = loss.compute(p, .values(b.values), grad: grad == nil ? nil : boundedGrad)
         if let g = grad {
@@ -179,7 +179,7 @@ public final class CountingTask: SupervisedTask {
         return mu
     }
 
-    override func lossValue(_ out: Tensor, _ b: Batch, grad: Tensor?) -> Float {
+    public override func lossValue(_ out: Tensor, _ b: Batch, grad: Tensor?) -> Float {
         if rate == .exp { return loss.compute(out, .values(b.values), grad: grad) }
         let l = loss.compute(rates(out), .values(b.values), grad: grad == nil ? nil : muGrad)
         if let g = grad {

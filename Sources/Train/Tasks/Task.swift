@@ -72,6 +72,26 @@ public struct Evaluation: Sendable {
     /// Accuracy where the task has one (NaN otherwise).
     public var accuracy: Double { self["acc"] ?? .nan }
 
+    /// Classification: the recall of each class (its diagonal count over its row), nil for a
+    /// class the split does not contain.
+    public var recall: [Double?]? {
+        confusion.map { m in m.enumerated().map { i, row in row.reduce(0, +) > 0 ? Double(row[i]) / Double(row.reduce(0, +)) : nil } }
+    }
+
+    /// The confusion matrix as a table (rows: true class, columns: predicted) with each class's
+    /// recall, for classification with at most `maxClasses` classes.
+    public func confusionTable(maxClasses: Int = 20) -> String? {
+        guard let m = confusion, m.count <= maxClasses, let recall else { return nil }
+        let names = (classNames?.count == m.count ? classNames! : (0..<m.count).map(String.init)).map { String($0.prefix(12)) }
+        let w = max(6, (names.map(\.count) + m.flatMap { $0 }.map { String($0).count }).max()! + 1)
+        func pad(_ s: String) -> String { String(repeating: " ", count: max(0, w - s.count)) + s }
+        var lines = ["\(split) confusion (rows: true class, columns: predicted)", pad("") + names.map(pad).joined() + pad("recall")]
+        for (i, row) in m.enumerated() {
+            lines.append(pad(names[i]) + row.map { pad(String($0)) }.joined() + pad(recall[i].map { fmt($0, 3) } ?? "-"))
+        }
+        return lines.joined(separator: "\n")
+    }
+
     /// `val_loss 0.3123 val_acc 0.8721 …`
     public var line: String {
         (["\(split)_loss \(fmt(loss, 4))"] + metrics.map { "\(split)_\($0.name) \(fmt($0.value, 4))" }).joined(separator: " ")
@@ -122,8 +142,9 @@ public class SupervisedTask: Task {
         return b.target == .values ? .values(b.values) : .classes(b.labels)
     }
 
-    /// Mean loss of a batch, dL/d(output) into `grad` when given.
-    func lossValue(_ out: Tensor, _ b: Batch, grad: Tensor?) -> Float { loss.compute(out, target(out, b), grad: grad) }
+    /// Mean loss of a batch for the model's raw outputs, with the task's output function and
+    /// target wiring; dL/d(output) into `grad` when given.
+    public func lossValue(_ out: Tensor, _ b: Batch, grad: Tensor?) -> Float { loss.compute(out, target(out, b), grad: grad) }
 
     public func step(_ batch: Batch, _ run: StepRunner) throws -> Float {
         let r = run.replicas[0]
