@@ -42,6 +42,36 @@ public enum Fixtures {
         try split("t10k", test)
     }
 
+    /// Writes Fashion-MNIST-named IDX files of 28×28 images whose class is the orientation of a
+    /// grating — 0 horizontal, 1 vertical, 2 diagonal, 3 anti-diagonal, period 8 pixels — at a
+    /// uniformly random phase, over noise. Each class holds every image together with its negative
+    /// (phase + π), so no linear map of the pixels can score a class consistently (it stays near
+    /// chance); a convolution and a nonlinearity can. (The row-band data above is separable by a
+    /// linear head: a broken conv backward still passes it.)
+    public static func writeGratingOrientations(_ dir: String, train: Int, test: Int, seed: UInt64 = 2) throws {
+        var rng = RNG(seed: seed)
+        func split(_ name: String, _ n: Int) throws {
+            var pixels = [UInt8](repeating: 0, count: n * 784)
+            var labels = [UInt8](repeating: 0, count: n)
+            for i in 0..<n {
+                let c = rng.below(4)
+                labels[i] = UInt8(c)
+                let (a, b) = [(1.0, 0.0), (0.0, 1.0), (0.7071, 0.7071), (0.7071, -0.7071)][c]
+                let phase = Double(rng.uniform(0, 2 * .pi))
+                for r in 0..<28 {
+                    for col in 0..<28 {
+                        let v = 128 + 80 * cos(2 * .pi * (a * Double(r) + b * Double(col)) / 8 + phase) + Double(rng.uniform(-20, 20))
+                        pixels[i * 784 + r * 28 + col] = UInt8(max(0, min(255, v)))
+                    }
+                }
+            }
+            try FileIO.writeAtomically("\(dir)/\(name)-images-idx3-ubyte", bytes: idx(dims: [n, 28, 28], bytes: pixels))
+            try FileIO.writeAtomically("\(dir)/\(name)-labels-idx1-ubyte", bytes: idx(dims: [n], bytes: labels))
+        }
+        try split("train", train)
+        try split("t10k", test)
+    }
+
     /// A Python interpreter that can import `module`, if any: $RINGTRAIN_PYTHON, the
     /// project's .venv, then python3 on PATH.
     public static func python(with module: String) -> String? {
@@ -113,5 +143,24 @@ extension Fixtures {
             }
             return d
         }
+    }
+}
+
+extension Fixtures {
+    /// A TCP port on 127.0.0.1 the kernel says is free now (bound to port 0, then released), for
+    /// tests that must name a port before a process binds it.
+    public static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+        }
+        precondition(ok, "cannot bind a TCP socket on 127.0.0.1")
+        return Int(UInt16(bigEndian: addr.sin_port))
     }
 }

@@ -62,6 +62,8 @@ public final class StepRunner {
     var describeStep: () -> String = { "" }
     var warmupHint: String?
     public private(set) var skippedSteps = 0
+    /// The global gradient norm before clipping at the last update (with `train.clip_grad_norm`).
+    public private(set) var lastGradientNorm: Float?
     private var consecutiveSkips = 0
 
     init(replicas: [Replica], job: JobConfig, random: RNG, log: @escaping (String) -> Void) {
@@ -101,7 +103,7 @@ public final class StepRunner {
         }
         consecutiveSkips = 0
         if job.train.clipGradValue > 0 { GradientClipping.clipValue(r.model.grads, value: Float(job.train.clipGradValue)) }
-        if job.train.clipGradNorm > 0 { GradientClipping.clipNorm(r.model.grads, maxNorm: Float(job.train.clipGradNorm)) }
+        if job.train.clipGradNorm > 0 { lastGradientNorm = GradientClipping.clipNorm(r.model.grads, maxNorm: Float(job.train.clipGradNorm)) }
         r.optimizer.lr = lr
         r.optimizer.step()
         return true

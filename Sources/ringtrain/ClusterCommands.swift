@@ -78,6 +78,7 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Address for this worker's ring input (default: the address that reaches the coordinator).")
     var bind: String?
     @Option(help: "Rank to ask for.") var rank: Int?
+    @Flag(help: "Every rank prints its set-up (ring edges, transport), not only rank 0.") var verbose = false
     @Argument(help: "Job file: checked against the coordinator's (and used when this rank hosts the coordinator).")
     var job: String?
     @OptionGroup var security: SecurityOptions
@@ -110,6 +111,7 @@ struct WorkerCommand: ParsableCommand {
         var o = WorkerRuntime.Options(coordinator: ep)
         o.rank = myRank
         o.jobHash = jobConfig?.hash
+        o.verbose = verbose
         // The ring input must be reachable from the other hosts: bind to the address that reaches
         // the coordinator's host (for rank 0 hosting it, the scheduler's address for this host).
         let towards = (coordinator == nil ? env.coordinatorHost : nil) ?? coordinatorHost(ep)

@@ -134,6 +134,15 @@ struct CommWorker: ParsableCommand {
     @Option var shmChunk = 128 << 10
     @Option var buffers = "private"
     @Option var compression = "none"
+    /// Tests of the tooling: this rank corrupts its first result, so its check must fail.
+    @Option(help: .hidden) var failRank: Int?
+
+    func validate() throws {
+        guard ["check", "bench", "soak"].contains(mode) else { throw ValidationError("--mode must be check, bench or soak") }
+        guard ["auto", "tcp"].contains(transport) else { throw ValidationError("--transport must be auto or tcp") }
+        guard ["shared", "private"].contains(buffers) else { throw ValidationError("--buffers must be shared or private") }
+        guard ["none", "bf16"].contains(compression) else { throw ValidationError("--compression must be none or bf16") }
+    }
 
     func run() throws {
         ProcessGroup.bindToParent()
@@ -149,7 +158,7 @@ struct CommWorker: ParsableCommand {
             switch mode {
             case "bench": try bench(comm)
             case "soak": try soak(comm)
-            default: try check(comm)
+            default: try check(comm)   // "check"; validate() allows nothing else
             }
         } catch let e as CommError {
             print("COMMERROR rank=\(rank) peer=\(e.peer.map(String.init) ?? "-") reason=\(e.reason.rawValue) t=\(monotonicSeconds()) \(e)")
@@ -227,11 +236,15 @@ struct CommWorker: ParsableCommand {
     }
 
     func check(_ comm: RingCommunicator) throws {
+        // Whether every buffer really was a shared segment (a full /dev/shm gives private ones).
+        var allShared = true
         for n in sizes {
             let (storage, v) = try buffer(comm, n)
             defer { withExtendedLifetime(storage) {} }
+            if n > 0 { allShared = allShared && storage.isExternal }
             fill(v)
             try reduce(comm, v)
+            if failRank == rank, n > 0 { v[0] += 1 }
             try verifySum(v, what: "all-reduce of \(n) floats")
             fill(v)
             try comm.allReduceMean(v)
@@ -255,7 +268,7 @@ struct CommWorker: ParsableCommand {
             throw CLIError("rank \(rank): all-gather returned \(g)")
         }
         print("CHECK OK rank=\(rank) transport=\(comm.transport.input)/\(comm.transport.output) "
-              + "in-place=\(buffers == "shared" && comm.sharesBuffers) hierarchical=\(buffers == "shared" && comm.isHierarchical) sizes=\(sizes)")
+              + "in-place=\(buffers == "shared" && comm.sharesBuffers && allShared) hierarchical=\(buffers == "shared" && comm.isHierarchical) sizes=\(sizes)")
     }
 
     /// All-reduces one buffer until something fails (for fault tests).
@@ -292,10 +305,12 @@ struct CommTest: ParsableCommand {
     @Option var buffers = "private"
     @Option var compression = "none"
     @Option var ranksPerHost = 0
+    @Option var failRank: Int?
 
     func run() throws {
         var args = ["--mode", mode, "--chunk", String(chunk), "--timeout", String(timeout), "--transport", transport,
                     "--buffers", buffers, "--compression", compression]
+        if let f = failRank { args += ["--fail-rank", String(f)] }
         for s in sizes { args += ["--size", String(s)] }
         if let i = iters { args += ["--iters", String(i)] }
         let codes = try launchCommWorkers(world: workers, workerArguments: args, timeout: 60, ranksPerHost: ranksPerHost) { group in
@@ -307,5 +322,10 @@ struct CommTest: ParsableCommand {
             fflush(stdout)
         }
         for (r, c) in codes.enumerated() { print("EXIT rank=\(r) code=\(c)") }
+        // A check fails when any worker does (a kill run's failures are the point: the caller reads them).
+        let failed = codes.indices.filter { codes[$0] != 0 }
+        if killRank == nil, !failed.isEmpty {
+            throw CLIError("comm-test: workers failed: " + failed.map { "rank \($0) exited with code \(codes[$0])" }.joined(separator: ", "))
+        }
     }
 }

@@ -36,8 +36,10 @@ func killedWorkerStopsEveryProcessNamingItsRank() throws {
     #expect(p.waitFor("checkpoint", timeout: 120), "\(p.text)")
     let workers = children(of: p.pid, matching: "worker")
     try #require(workers.count == 3, "\(workers) \(p.pid) \(p.text)")
+    // The launcher asks each child for its rank on the command line: kill the one that is rank 1.
+    let rank1 = try #require(children(of: p.pid, matching: "--rank 1 ").first, "no child with --rank 1")
     let killedAt = monotonicSeconds()
-    kill(workers[1], SIGKILL)    // rank 1 (started second)
+    kill(rank1, SIGKILL)
     let code = p.wait(timeout: 30)
     let took = monotonicSeconds() - killedAt
     #expect(code == 1, "\(p.text)")
@@ -49,11 +51,23 @@ func killedWorkerStopsEveryProcessNamingItsRank() throws {
     #expect(workers.allSatisfy { kill($0, 0) != 0 }, "no worker is left behind")
 }
 
+/// `[rank 0] epoch E/N step S/M loss L lr X` lines → (global step, the line's loss and lr text).
+func stepLosses(_ text: String, stepsPerEpoch: Int) -> [Int: String] {
+    var out: [Int: String] = [:]
+    for line in text.split(separator: "\n") where line.hasPrefix("[rank 0] epoch ") && line.contains(" loss ") && !line.contains("train_loss") {
+        let w = line.split(separator: " ")
+        guard let e = w.firstIndex(of: "epoch"), let st = w.firstIndex(of: "step"), let l = w.firstIndex(of: "loss"),
+              let epoch = Int(w[e + 1].split(separator: "/")[0]), let step = Int(w[st + 1].split(separator: "/")[0]) else { continue }
+        out[(epoch - 1) * stepsPerEpoch + step] = w[(l + 1)...].joined(separator: " ")
+    }
+    return out
+}
+
 @Test(.timeLimit(.minutes(10)))
 func restartResumesFromTheLastCheckpoint() throws {
-    // Uninterrupted reference run.
+    // Uninterrupted reference run; both runs print the loss every 4 steps.
     let refDir = Fixtures.tempDirectory("ref")
-    let refJob = try writeJob(refDir, epochs: 6)
+    let refJob = try writeJob(refDir, epochs: 6, extra: "")
     let ref = try Started([Fixtures.ringtrain, "launch", "--workers", "2", refJob])
     #expect(ref.wait(timeout: 150) == 0, "\(ref.text)")
     let refAcc = try #require(finalAccuracy(ref.text))
@@ -69,14 +83,21 @@ func restartResumesFromTheLastCheckpoint() throws {
     #expect(p.text.contains("[launch] restart 1/1 from \(dir)/ckpt/cluster-test/step-"), "\(p.text)")
     #expect(p.text.contains("resumed from"), "\(p.text)")
     let acc = try #require(finalAccuracy(p.text))
-    #expect(abs(acc - refAcc) <= 0.005, "restarted \(acc) vs uninterrupted \(refAcc)")
+    #expect(acc == refAcc, "restarted \(acc) vs uninterrupted \(refAcc)")
+    // Every loss printed after the restart equals the uninterrupted run's at the same step.
+    let resumedAt = try #require(p.text.split(separator: "\n").first { $0.contains("resumed from") }
+        .flatMap { $0.split(separator: " ").last.flatMap { Int($0) } }, "\(p.text)")
+    let after = stepLosses(String(p.text[p.text.range(of: "resumed from")!.lowerBound...]), stepsPerEpoch: 16)
+    let reference = stepLosses(ref.text, stepsPerEpoch: 16)
+    #expect(after.count >= 10 && after.keys.allSatisfy { $0 > resumedAt }, "\(after)")
+    for (step, loss) in after { #expect(reference[step] == loss, "step \(step): restarted \(loss) vs uninterrupted \(reference[step] ?? "-")") }
 }
 
 @Test(.timeLimit(.minutes(10)))
 func workersExitWhenTheCoordinatorDies() throws {
     let dir = Fixtures.tempDirectory("coord")
     let job = try writeJob(dir, epochs: 500)
-    let port = 20000 + Int(getpid() % 20000)
+    let port = Fixtures.freePort()
     let coordinator = try Started([Fixtures.ringtrain, "coordinator", "--listen", "tcp://127.0.0.1:\(port)", "--workers", "2", job])
     let workers = try (0..<2).map { _ in
         try Started([Fixtures.ringtrain, "worker", "--coordinator", "tcp://127.0.0.1:\(port)", "--bind", "127.0.0.1", job])

@@ -120,12 +120,15 @@ func sshLauncherStartsWorkersFromAHostfile() throws {
     try FileIO.writeAtomically("\(dir)/hosts", bytes: Array("# test hosts\n198.18.0.11 slots=1\n198.18.0.12 slots=2\n".utf8))
     let r = Fixtures.run(env + ["SSH=\(root)/cluster/netns/lan ssh", "ip", "netns", "exec", "\(prefix)-h0",
                                 root + "/cluster/ssh-launch", "\(dir)/hosts", job, "--address", "198.18.0.10",
-                                "--port", "29501", "--bin", Fixtures.ringtrain])
+                                "--port", "29501", "--bin", Fixtures.ringtrain, "--", "--verbose"])
     #expect(r.status == 0, "\(r.output)")
     #expect(r.output.contains("job cluster-test finished: 21 steps"), "\(r.output)")
     #expect(r.output.contains("[198.18.0.11] ring of 3: rank 0"), "\(r.output)")
-    // Two workers share host 2: their edge uses shared memory, the rest TCP.
-    #expect(r.output.contains("edges in tcp / out tcp"), "\(r.output)")
+    // Two workers share host 2: the edge between them (rank 1 → rank 2) is shared memory, the
+    // edges to and from host 1 TCP (every rank prints its set-up with --verbose).
+    #expect(r.output.contains("ring of 3: rank 0 on") && r.output.contains("edges in tcp / out tcp"), "\(r.output)")
+    #expect(r.output.contains("ring of 3: rank 1 on") && r.output.contains("edges in tcp / out shm"), "\(r.output)")
+    #expect(r.output.contains("ring of 3: rank 2 on") && r.output.contains("edges in shm / out tcp"), "\(r.output)")
     #expect(r.output.contains("gradients all-reduced in place per host, then across hosts"), "\(r.output)")
 }
 
@@ -133,7 +136,7 @@ func sshLauncherStartsWorkersFromAHostfile() throws {
 func torchrunStyleEnvironmentStartsAJob() throws {
     let dir = Fixtures.tempDirectory("torchrun")
     let job = try writeJob(dir, epochs: 1, batch: 32)
-    let port = 21000 + Int(getpid() % 20000)
+    let port = Fixtures.freePort()
     func worker(_ rank: Int) throws -> Started {
         try Started(["env", "RANK=\(rank)", "WORLD_SIZE=2", "MASTER_ADDR=127.0.0.1", "MASTER_PORT=\(port)",
                      Fixtures.ringtrain, "worker", job])

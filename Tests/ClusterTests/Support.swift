@@ -17,7 +17,7 @@ func writeJob(_ dir: String, epochs: Int, batch: Int = 32, samples: Int = 1024, 
           input: [1, 28, 28]
           layers: [flatten, {type: linear, out: 32}, relu, {type: linear, out: 10}]
         data: {path: \(dir)}
-        train: {epochs: \(epochs), batch_size: \(batch), log_every: 0, check_every: 8}
+        train: {epochs: \(epochs), batch_size: \(batch), log_every: 4, check_every: 8}
         scaling: {base_batch: 64}
         checkpoint: {dir: \(dir)/ckpt, every_steps: 8, keep: 2}
         comm: {heartbeat: 0.5, heartbeat_timeout: 3, timeout: 5}

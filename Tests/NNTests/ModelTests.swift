@@ -1,6 +1,7 @@
 import Config
 import NN
 import TensorCore
+import TestSupport
 import Testing
 
 @Test func defaultMLPMatchesTorchStateDict() throws {
@@ -37,8 +38,14 @@ import Testing
     for v in w0.buffer { sq += Double(v * v) }
     #expect(abs((sq / Double(w0.count)).squareRoot() - (2.0 / 100).squareRoot()) < 0.005)
     #expect(m.parameter(named: "0.bias")!.value.buffer.allSatisfy { $0 == 0 })
+    // Xavier uniform: U(±√(6/(in+out))) — inside the bound, reaching close to it, spread as a
+    // uniform (std bound/√3) around 0, so all-zero or constant weights fail.
     let bound = (6.0 / 250).squareRoot()
-    #expect(m.parameter(named: "1.weight")!.value.buffer.allSatisfy { Double(abs($0)) <= bound })
+    let w1 = m.parameter(named: "1.weight")!.value.buffer.map(Double.init)
+    let mean = w1.reduce(0, +) / Double(w1.count)
+    let std = (w1.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(w1.count)).squareRoot()
+    #expect(w1.allSatisfy { abs($0) <= bound } && w1.map(abs).max()! > 0.98 * bound)
+    #expect(abs(mean) < 0.01 * bound && abs(std - bound / 3.0.squareRoot()) < 0.03 * bound, "mean \(mean), std \(std)")
 }
 
 @Test func modelBackwardFillsGradientArena() throws {
@@ -51,7 +58,14 @@ import Testing
     var order: [Int] = []
     m.backward(Tensor(shape: y.shape, values: [1, 0, 0, 1]), onLayerDone: { order.append($0) })
     #expect(order == [3, 2, 1])   // flatten (0) needs no gradient: backward stops at the first Linear
-    #expect(m.grads.buffer.contains { $0 != 0 })
+    // Each parameter's gradient is its slice of the arena, and the values are right (central
+    // differences of the Double reference).
+    for (name, p) in m.parameters {
+        let e = try #require(m.grads.layout.entry(named: name))
+        #expect(p.grad.data == m.grads.data + e.offset && p.value.data == m.values.data + e.offset, "\(name)")
+    }
+    let d = GradCheck.inDouble(m.network, input: x)
+    #expect(d.worst < 1e-4, "\(d)")
 }
 
 /// Layers on trailing axes keep the leading per-sample axes (as torch.nn.Linear on [B, T, C]).

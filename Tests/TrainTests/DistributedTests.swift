@@ -196,14 +196,34 @@ func checkpointFromTwoWorkersResumesOnOne() throws {
     let t = try Trainer(job: single, data: data, log: { _ in })
     try t.restore(c)
     #expect(t.state == TrainState(epoch: 0, stepInEpoch: 5, globalStep: 5))
+    // …and trains on as an uninterrupted single process would: the same losses after step 5.
+    var resumed: [Float] = []
+    t.onStep = { _, l in resumed.append(l) }
+    _ = try t.run()
+    let reference = try Trainer(job: single, data: data, log: { _ in })
+    var full: [Float] = []
+    reference.onStep = { _, l in full.append(l) }
+    _ = try reference.run()
+    #expect(resumed.count == full.count - 5)
+    let worst = zip(resumed, full.dropFirst(5)).map { abs($0 - $1) / max(abs($1), 1e-6) }.max() ?? 1
+    #expect(worst <= 1e-4, "resumed on one vs uninterrupted: worst relative difference \(worst)")
     // Four workers of 16: the same position.
     var four = job
     four.train.batchSize = 16
     let ring4 = try localRing(4, options: .init(timeout: 20))
-    let states = concurrently(4) { r -> TrainState in
+    let states = concurrently(4) { r -> (TrainState, [Float]) in
         let t = try Trainer(job: four, data: data, comm: ring4[r], log: { _ in })
         try t.restore(try Checkpoint.loadShared(path, comm: ring4[r]))
-        return t.state
+        let at = t.state
+        var seen: [Float] = []
+        t.onStep = { _, l in seen.append(l) }
+        _ = try t.run()
+        return (at, seen)
     }
-    for s in states { #expect(try s.get() == TrainState(epoch: 0, stepInEpoch: 5, globalStep: 5)) }
+    for s in states {
+        let (at, seen) = try s.get()
+        #expect(at == TrainState(epoch: 0, stepInEpoch: 5, globalStep: 5))
+        let worst = zip(seen, full.dropFirst(5)).map { abs($0 - $1) / max(abs($1), 1e-6) }.max() ?? 1
+        #expect(seen.count == full.count - 5 && worst <= 1e-4, "resumed on four: worst relative difference \(worst)")
+    }
 }

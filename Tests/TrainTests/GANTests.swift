@@ -110,7 +110,7 @@ func ganTrainsTwoModelsInTurnThroughTheTaskSeam() throws {
     let dir = Fixtures.tempDirectory("gan")
     let job = try ganJob(dir, epochs: 25)
     #expect(job.namedModels.map(\.name) == ["generator", "discriminator"])
-    let data = try JobData.load(job, targets: .none)
+    let data = try JobData.load(job, targets: TargetEncoding.none)
     let t = try Trainer(job: job, data: data, task: GANTask(noiseWidth: 2), log: { _ in })
     #expect(t.replicas.map(\.name) == ["generator", "discriminator"])
     let before = try t.evaluate(data.test!)
@@ -142,7 +142,7 @@ func ganTrainsDataParallel() throws {
     let dir = Fixtures.tempDirectory("gan-ddp")
     var job = try ganJob(dir, epochs: 2)
     job.train.batchSize = 32
-    let data = try JobData.load(job, targets: .none)
+    let data = try JobData.load(job, targets: TargetEncoding.none)
     let ring = try localRing(2, options: .init(timeout: 20))
     let results = concurrently(2) { r -> (UInt64, UInt64) in
         let t = try Trainer(job: job, data: data, comm: ring[r], task: GANTask(noiseWidth: 2), log: { _ in })
