@@ -60,6 +60,18 @@ public final class Dropout: Layer {
         },
     ]
 
+    /// A training forward with a given keep mask (1 keeps an element, 0 drops it) instead of a
+    /// drawn one: what a PyTorch fixture with a fixed mask compares against.
+    public func forward(_ x: Tensor, keep: [Float]) -> Tensor {
+        precondition(keep.count == x.count, "dropout mask of \(keep.count) for \(x.count) elements")
+        lastTraining = true
+        output.resize(x.shape)
+        let scale = 1 / (1 - p)
+        mask = keep.map { $0 * scale }
+        for i in 0..<x.count { output.data[i] = x.data[i] * mask[i] }
+        return output
+    }
+
     public func backward(_ dy: Tensor, needInputGrad: Bool) -> Tensor? {
         guard needInputGrad else { return nil }
         guard lastTraining else { return dy }

@@ -12,12 +12,23 @@ struct ExportModelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "export-model", abstract: "Export a model for a PyTorch cross-check.",
                                                     shouldDisplay: false)
 
-    @Argument(help: "Zoo model name.") var model: String
-    @Option(help: "Output safetensors file.") var out: String
+    @Argument(help: "Zoo model name, or `all` (then --out is a directory, one file per model).") var model: String
+    @Option(help: "Output safetensors file (a directory with `all`).") var out: String
     @Option(help: "Seed.") var seed = 0
 
     func run() throws {
-        guard let spec = ModelSpec.zoo[model] else { throw ValidationError("unknown model \(model)") }
+        if model == "all" {
+            try FileIO.makeDirectories(out)
+            for name in ModelSpec.zoo.keys.sorted() { try export(name, to: "\(out)/\(name).safetensors") }
+            return
+        }
+        try export(model, to: out)
+    }
+
+    func export(_ model: String, to out: String) throws {
+        guard let spec = ModelSpec.zoo[model] else {
+            throw ValidationError("unknown model \(model) (zoo: \(ModelSpec.zoo.keys.sorted().joined(separator: ", ")); or all)")
+        }
         let m = try Model(spec: spec, source: model)
         m.initialize(seed: UInt64(seed))
         // A few training-mode passes move BatchNorm's running statistics away from 0/1.
@@ -36,7 +47,10 @@ struct ExportModelCommand: ParsableCommand {
         }
         w.add("__input", shape: x.shape, floats: x.data)
         w.add("__output", shape: y.shape, floats: y.data)
-        w.metadata = ["spec": JSON.string(m.expandedSpec.configValue), "model": model]
+        // Both forms: the expanded one lists every primitive layer; the block one is what the
+        // fixture script rebuilds from its own block definitions (an independent check of each expansion).
+        w.metadata = ["spec": JSON.string(m.expandedSpec.configValue), "blocks_spec": JSON.string(spec.configValue), "model": model,
+                      "seed": String(seed)]
         try w.write(to: out)
         print("wrote \(out): \(m.parameterCount) parameters")
     }

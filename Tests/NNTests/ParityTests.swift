@@ -27,8 +27,10 @@ func tensor(_ e: SafeTensors.Entry) -> Tensor { Tensor(shape: e.shape, values: e
 
 /// A missing or empty fixture directory must fail, not run zero cases.
 @Test func fixturesArePresent() {
-    #expect(fixtures("layer_").count >= 48, "\(fixtures("layer_").count) layer fixtures in \(parityDir)")
-    #expect(fixtures("loss_").count >= 13)
+    #expect(fixtures("layer_").count >= 58, "\(fixtures("layer_").count) layer fixtures in \(parityDir)")
+    #expect(fixtures("layer_block_").count == 11)
+    #expect(fixtures("loss_").count >= 15)
+    #expect(fixtures("zoo_").count == ModelSpec.zoo.count)
     #expect(fixtures("optim_").count >= 12)
 }
 
@@ -86,6 +88,8 @@ func lossMatchesPyTorch(file: String) throws {
     case "mse": (MeanSquaredError(), .values(tensor(t)))
     case "mae": (MeanAbsoluteError(), .values(tensor(t)))
     case "huber": (HuberLoss(delta: Float(f.metadata["delta"].flatMap(Double.init) ?? 1)), .values(tensor(t)))
+    case "cross_entropy_soft": (SoftmaxCrossEntropy(), .values(tensor(t)))
+    case "perceptron": (PerceptronLoss(), .classes(labels))
     case "bce": (SigmoidBinaryCrossEntropy(), .values(tensor(t)))
     case "poisson_nll": (PoissonNLL(logInput: true), .values(tensor(t)))
     case "poisson_nll_rate": (PoissonNLL(logInput: false), .values(tensor(t)))
@@ -136,5 +140,88 @@ func optimizerTrajectoryMatchesPyTorch(file: String) throws {
         opt.step()
         #expect(relativeError(p.data, Array(traj[(s * 10)..<(s * 10 + 10)])) < 1e-4, "\(name) step \(s)")
         if name == "schedule_plateau" { plateau.step(metrics[s]) }
+    }
+}
+
+
+@Test func dropoutWithAFixedMaskMatchesPyTorch() throws {
+    let f = try SafeTensors.read(path: "\(parityDir)/dropout_fixed_mask.safetensors")
+    let x = tensor(f.tensor("x")!)
+    let d = Dropout(shape: [7], p: 0.3, random: RandomSource(RNG(seed: 1)))
+    let y = d.forward(x, keep: f.tensor("keep")!.floats())
+    #expect(relativeError(y.data, f.tensor("y")!.floats()) < 1e-6)
+    let dy = tensor(f.tensor("dy")!)
+    let dx = try #require(d.backward(dy, needInputGrad: true))
+    #expect(relativeError(dx.data, f.tensor("dx")!.floats()) < 1e-6)
+}
+
+/// The whole training step: Conv + BN + ReLU + pool + Linear from PyTorch's init, five SGD
+/// momentum steps on the same batches — every loss and the final weights and statistics.
+@Test func trainingTrajectoryMatchesPyTorch() throws {
+    let f = try SafeTensors.read(path: "\(parityDir)/trajectory_conv_bn_sgd.safetensors")
+    guard case .list(let layers) = try JSON.parse(f.metadata["spec"]!) else { Issue.record("spec"); return }
+    let m = try Model(spec: ModelSpec(input: [1, 6, 6], layers: layers))
+    for (name, p) in m.parameters {
+        let e = try #require(f.tensor("init.\(name)"), "no init.\(name)")
+        try #require(e.shape == p.shape)
+        e.copyFloats(into: p.value.data)
+    }
+    let sgd = SGD(params: m.values, grads: m.grads, lr: 0.1, momentum: 0.9)
+    let xs = f.tensor("x")!.floats(), ys = f.tensor("y")!.floats(), want = f.tensor("losses")!.floats()
+    let ce = SoftmaxCrossEntropy(), g = Tensor.workspace()
+    for s in 0..<5 {
+        let x = Tensor(shape: [8, 1, 6, 6], values: Array(xs[(s * 288)..<((s + 1) * 288)]))
+        let labels = IntTensor(ys[(s * 8)..<((s + 1) * 8)].map { Int32($0) })
+        m.zeroGrad()
+        let loss = ce.compute(m.forward(x, training: true), .classes(labels), grad: g)
+        m.backward(g)
+        sgd.step()
+        #expect(abs(loss - want[s]) <= 1e-4 * max(1, abs(want[s])), "step \(s): loss \(loss) vs \(want[s])")
+    }
+    for (name, p) in m.parameters {
+        #expect(relativeError(p.value.data, f.tensor("final.\(name)")!.floats()) < 1e-4, "final \(name)")
+    }
+    for (name, b) in m.buffers where !b.isCounter {
+        #expect(relativeError(b.value.data, f.tensor("final.\(name)")!.floats()) < 1e-4, "final \(name)")
+    }
+}
+
+/// Dropout off (p = 0): the fixtures are made with the torch mirror's dropout disabled.
+func withoutDropout(_ v: ConfigValue) -> ConfigValue {
+    switch v {
+    case .list(let l): return .list(l.map(withoutDropout))
+    case .map(let entries):
+        if entries.contains(where: { $0.key == "type" && $0.value == "dropout" }) { return ["type": "dropout", "p": 0] }
+        return .map(entries.map { ConfigEntry(key: $0.key, value: withoutDropout($0.value)) })
+    default: return v
+    }
+}
+
+/// Every zoo model against PyTorch, the torch model built from the fixture script's own block
+/// definitions: training-mode forward, input and weight gradients, running statistics.
+@Test(arguments: fixtures("zoo_"))
+func zooModelMatchesPyTorch(file: String) throws {
+    let f = try SafeTensors.read(path: "\(parityDir)/\(file)")
+    let spec = try ModelSpec(withoutDropout(try JSON.parse(f.metadata["spec"]!)), source: file)
+    let m = try Model(spec: spec, source: file)
+    m.initialize(seed: UInt64(f.metadata["seed"].flatMap(Int.init) ?? 0))
+    // The fixture's weights are this seed's initialisation (as export-model wrote them).
+    for (name, p) in m.parameters {
+        let want = try #require(f.tensor("param_sum.\(name)"), "\(file): no \(name)").floats()[0]
+        let sum = p.value.buffer.reduce(0, +)
+        try #require(abs(sum - want) <= 1e-3 * max(1, abs(want)), "\(file): \(name) initialises to a different sum (\(sum) vs \(want)); regenerate with scripts/fixtures/make-all")
+    }
+    for (name, b) in m.buffers where !b.isCounter { f.tensor("buffer_in.\(name)")!.copyFloats(into: b.value.data) }
+    let x = tensor(f.tensor("x")!)
+    let y = m.forward(x, training: true)
+    #expect(y.shape == f.tensor("y")!.shape && relativeError(y.data, f.tensor("y")!.floats()) < 1e-4, "\(file): forward")
+    let dy = tensor(f.tensor("dy")!)
+    let dx = try #require(m.inputGradient(dy))
+    #expect(relativeError(dx.data, f.tensor("dx")!.floats()) < 1e-4, "\(file): input gradient")
+    for (name, p) in m.parameters {
+        #expect(relativeError(p.grad.data, f.tensor("grad.\(name)")!.floats()) < 1e-4, "\(file): gradient of \(name)")
+    }
+    for (name, b) in m.buffers where !b.isCounter {
+        #expect(relativeError(b.value.data, f.tensor("buffer.\(name)")!.floats()) < 1e-4, "\(file): \(name)")
     }
 }
