@@ -81,6 +81,17 @@ func loadError(_ dir: String, dataset: String = "fashion-mnist") -> String {
     }
 }
 
+/// With its files in a directory, `dataset: mnist` loads them (and names them MNIST's).
+@Test func mnistLoadsFromItsDirectory() throws {
+    let dir = Fixtures.tempDirectory("mnist")
+    try Fixtures.writeSyntheticFashionMNIST(dir, train: 30, test: 10)
+    var c = DataConfig()
+    c.dataset = "mnist"
+    c.path = dir
+    let d = try DataLoading.load(c, .init(input: .values, target: .classes, seed: 0))
+    #expect(d.train.name == "mnist/train" && d.train.count == 30 && d.test?.name == "mnist/test" && d.test?.count == 10)
+}
+
 @Test func countMismatchAndBadLabels() throws {
     let dir = Fixtures.tempDirectory("fm-bad")
     try Fixtures.writeSyntheticFashionMNIST(dir, train: 5, test: 5)

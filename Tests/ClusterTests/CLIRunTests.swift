@@ -1,0 +1,176 @@
+import Cluster
+import Formats
+import Glibc
+import NN
+import TensorCore
+import TestSupport
+import Testing
+import Train
+
+/// The `done:` line's fields: `done: test_loss 0.1234 test_acc 0.9 … train_time …` → ["test_loss": "0.1234", …].
+func doneFields(_ output: String) -> [String: String] {
+    guard let line = output.split(separator: "\n").last(where: { $0.hasPrefix("done:") }) else { return [:] }
+    let w = line.split(separator: " ").dropFirst().map(String.init)
+    var d: [String: String] = [:]
+    for i in stride(from: 0, to: w.count - 1, by: 2) { d[w[i]] = w[i + 1] }
+    return d
+}
+
+/// `ringtrain train` through the command line: a run, a resume that ends where an uninterrupted
+/// run ends (the same bits, so the same printed loss), and a fresh run from the weights.
+@Test(.timeLimit(.minutes(10)))
+func trainResumeAndInitFromThroughTheCLI() throws {
+    let dir = Fixtures.tempDirectory("cli-train")
+    let job = try writeJob(dir, epochs: 2)
+    let rt = Fixtures.ringtrain
+    let full = Fixtures.run([rt, "train", job, "--checkpoint-dir", "\(dir)/full"])
+    #expect(full.status == 0, "\(full.output)")
+    let done = doneFields(full.output)
+    #expect(Double(done["test_acc"] ?? "") ?? 0 > 0.9, "\(full.output)")
+    #expect(FileIO.list("\(dir)/full/cluster-test").contains("step-00000064.safetensors"))
+
+    let first = Fixtures.run([rt, "train", job, "--epochs", "1", "--checkpoint-dir", "\(dir)/part"])
+    #expect(first.status == 0, "\(first.output)")
+    // Resuming from a checkpoint the full run wrote mid-way (step 56 of 64) ends where it ended.
+    let mid = "\(dir)/full/cluster-test/step-00000056.safetensors"
+    try #require(FileIO.exists(mid), "no mid-run checkpoint: \(FileIO.list("\(dir)/full/cluster-test"))")
+    let resumed = Fixtures.run([rt, "train", "--resume", mid, "--checkpoint-dir", "\(dir)/resumed"])
+    #expect(resumed.status == 0 && resumed.output.contains("resumed from \(mid) at epoch 2, step 56"), "\(resumed.output)")
+    #expect(doneFields(resumed.output)["test_loss"] == done["test_loss"] && doneFields(resumed.output)["test_acc"] == done["test_acc"],
+            "resumed \(doneFields(resumed.output)) vs uninterrupted \(done)")
+
+    // --init-from: the weights only — a new run from step 0 that starts far better than chance.
+    let warm = Fixtures.run([rt, "train", job, "--epochs", "1", "--init-from", "\(dir)/part/cluster-test/step-00000032.safetensors",
+                             "--checkpoint-dir", ""])
+    #expect(warm.status == 0 && warm.output.contains("initialised weights from"), "\(warm.output)")
+    #expect(warm.output.contains("epoch 1/1 step 4/32 loss"), "a fresh run counts from step 0: \(warm.output)")
+    let line = warm.output.split(separator: "\n").first { $0.contains("step 4/32 loss") }
+    let words = line.map { $0.split(separator: " ").map(String.init) } ?? []
+    let firstLoss = words.firstIndex(of: "loss").flatMap { Double(words[$0 + 1]) }
+    #expect((firstLoss ?? 9) < 0.5, "the first steps should start from trained weights: \(warm.output)")
+}
+
+/// `ringtrain summary` prints the seed table's formulas: Conv 2·C_in·C_out·f²·H·W, Linear 2·d·h,
+/// activations and pooling per element, parameters as PyTorch counts them.
+@Test func summaryFiguresFollowTheSeedFormulas() throws {
+    let r = Fixtures.run([Fixtures.ringtrain, "summary", "--model", "cnn"])
+    #expect(r.status == 0, "\(r.output)")
+    func row(_ prefix: String) -> (params: Int, flops: Int)? {
+        guard let line = r.output.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }) else { return nil }
+        let nums = line.split(separator: " ").suffix(2).map { Int($0.replacingOccurrences(of: ",", with: "")) }
+        guard nums.count == 2, let p = nums[0], let f = nums[1] else { return nil }
+        return (p, f)
+    }
+    #expect(row("0 Conv2D")! == (1 * 16 * 9 + 16, 2 * 1 * 16 * 9 * 28 * 28))
+    #expect(row("3 Conv2D")! == (16 * 32 * 9 + 32, 2 * 16 * 32 * 9 * 14 * 14))
+    #expect(row("1 ReLU")!.flops == 16 * 28 * 28)
+    #expect(row("2 MaxPool2D")!.flops == 4 * 16 * 14 * 14)
+    #expect(row("7 Linear")! == (1568 * 64 + 64, 2 * 1568 * 64))
+    #expect(row("9 Linear")! == (64 * 10 + 10, 2 * 64 * 10))
+    let total = try #require(r.output.split(separator: "\n").first { $0.hasPrefix("total") })
+    #expect(total.contains("105,866") && total.contains("2,271,808"), "\(total)")
+    // The same totals as the model itself reports (every leaf counted once).
+    let m = try Model(spec: ModelSpec.zoo["cnn"]!)
+    #expect(m.parameterCount == 105_866 && ModelSummary(m).totalFlops == 2_271_808)
+}
+
+/// `export-model`: the state dict under PyTorch's names, both spec forms, and an evaluation
+/// output that this build's model reproduces from the file's weights.
+@Test func exportModelWritesAReloadableStateDict() throws {
+    let dir = Fixtures.tempDirectory("export")
+    let r = Fixtures.run([Fixtures.ringtrain, "export-model", "resnet_small", "--out", "\(dir)/r.safetensors"])
+    #expect(r.status == 0 && r.output.contains("77754 parameters"), "\(r.output)")
+    let f = try SafeTensors.read(path: "\(dir)/r.safetensors")
+    #expect(f.metadata["model"] == "resnet_small" && f.metadata["spec"] != nil && f.metadata["blocks_spec"] != nil)
+    let m = try Model(spec: ModelSpec.zoo["resnet_small"]!)
+    var weights = f
+    weights.tensors.removeAll { $0.name.hasPrefix("__") }
+    try Checkpoint.loadParameters(into: m, from: weights, source: "export")
+    let x = try #require(f.tensor("__input")), want = try #require(f.tensor("__output")).floats()
+    let y = m.forward(Tensor(shape: x.shape, values: x.floats()), training: false)
+    #expect(zip(y.array, want).allSatisfy { abs($0 - $1) < 1e-5 })
+    let bad = Fixtures.run([Fixtures.ringtrain, "export-model", "resnet9000", "--out", "\(dir)/x.safetensors"])
+    #expect(bad.status != 0 && bad.output.contains("unknown model resnet9000"), "\(bad.output)")
+}
+
+/// Every benchmark runs briefly and prints lines a script can parse; every command has --help.
+@Test(.timeLimit(.minutes(10)))
+func benchCommandsPrintParseableResults() throws {
+    let dir = Fixtures.tempDirectory("bench")
+    try Fixtures.writeSyntheticFashionMNIST(dir, train: 512, test: 128)
+    let rt = Fixtures.ringtrain
+    let train = Fixtures.run([rt, "bench", "train", "--epochs", "1", "--batch", "64", "--data", dir])
+    let t = Fixtures.records(train.output, "RESULT")
+    #expect(train.status == 0 && t.count == 1 && Int(t[0]["samples_per_s"] ?? "") ?? 0 > 0 && t[0]["params"] == "235146", "\(train.output)")
+    let layers = Fixtures.run([rt, "bench", "layers", "--batch", "8", "--reps", "2"])
+    #expect(layers.status == 0 && layers.output.contains("total ms per step:") && layers.output.contains("1 Linear"), "\(layers.output)")
+    let conv = Fixtures.run([rt, "bench", "conv", "--batch", "2", "--reps", "1"])
+    let convRows = conv.output.split(separator: "\n").filter { $0.hasPrefix("conv ") }
+    #expect(conv.status == 0 && convRows.count >= 5 && convRows.allSatisfy { $0.split(separator: " ").suffix(3).allSatisfy { Double($0) ?? 0 > 0 } },
+            "\(conv.output)")
+    let ar = Fixtures.run([rt, "bench", "allreduce", "--workers", "2", "--size", "64KiB", "--iters", "3"])
+    let rows = Fixtures.records(ar.output, "RESULT")
+    #expect(ar.status == 0 && rows.count == 1 && rows[0]["check"] == "ok" && Double(rows[0]["busbw_GBps"] ?? "") != nil, "\(ar.output)")
+    for cmd in [["train"], ["launch"], ["coordinator"], ["worker"], ["keygen"], ["summary"], ["version"],
+                ["bench", "train"], ["bench", "layers"], ["bench", "conv"], ["bench", "allreduce"]] {
+        let h = Fixtures.run([rt] + cmd + ["--help"])
+        #expect(h.status == 0 && h.output.contains("USAGE: ringtrain \(cmd.joined(separator: " "))"), "\(cmd): \(h.output)")
+    }
+}
+
+/// Ctrl-C (SIGINT) to `launch` stops the coordinator and every worker; none is left behind.
+@Test(.timeLimit(.minutes(10)))
+func interruptingLaunchLeavesNoProcess() throws {
+    let dir = Fixtures.tempDirectory("sigint")
+    let job = try writeJob(dir, epochs: 500)
+    let p = try Started([Fixtures.ringtrain, "launch", "--workers", "2", job])
+    #expect(p.waitFor("training cluster-test", timeout: 60), "\(p.text)")
+    let workers = children(of: p.pid, matching: "worker")
+    try #require(workers.count == 2, "\(workers)")
+    p.kill(SIGINT)
+    let code = p.wait(timeout: 20)
+    #expect(code != nil && code != 0, "\(p.text)")
+    let deadline = monotonicSeconds() + 10
+    while workers.contains(where: { kill($0, 0) == 0 }) && monotonicSeconds() < deadline { usleep(50_000) }
+    #expect(workers.allSatisfy { kill($0, 0) != 0 }, "workers left running: \(workers.filter { kill($0, 0) == 0 })")
+}
+
+/// Every shell script of the project passes shellcheck (when it is installed; scripts/bootstrap
+/// --test installs it).
+@Test(.enabled(if: Fixtures.run(["sh", "-c", "command -v shellcheck"]).status == 0, "shellcheck is not installed"))
+func shellScriptsPassShellcheck() throws {
+    let root = Fixtures.packageRoot
+    let scripts = ["cluster/ssh-launch", "cluster/slurm/ringtrain.sbatch", "scripts/bootstrap", "scripts/test", ".ci/run",
+                   "scripts/fixtures/make-all", "scripts/bench/allreduce", "scripts/bench/ddp", "scripts/bench/train"]
+        + FileIO.list(root + "/cluster/netns").map { "cluster/netns/" + $0 }
+    let r = Fixtures.run(["shellcheck"] + scripts.map { root + "/" + $0 })
+    #expect(r.status == 0, "\(r.output)")
+}
+
+/// The SLURM batch script run as SLURM would on this host: a stand-in `srun` starts the tasks with SLURM_PROCID/NTASKS/JOB_NODELIST set, task 0
+/// hosts the coordinator, and the job trains to the end.
+@Test(.timeLimit(.minutes(10)))
+func slurmScriptRunsUnderAStandInSrun() throws {
+    let script = Fixtures.packageRoot + "/cluster/slurm/ringtrain.sbatch"
+    let dir = Fixtures.tempDirectory("slurm")
+    let job = try writeJob(dir, epochs: 1)
+    let bin = "\(dir)/bin"
+    try FileIO.makeDirectories(bin)
+    try FileIO.writeAtomically("\(bin)/srun", bytes: Array("""
+        #!/usr/bin/env bash
+        # Stand-in for srun: SLURM_NTASKS copies of the command on this host.
+        while [[ "$1" == --* ]]; do shift; done
+        pids=()
+        for ((i = 0; i < SLURM_NTASKS; i++)); do SLURM_PROCID=$i "$@" > "\(dir)/task$i.log" 2>&1 & pids+=($!); done
+        code=0
+        for p in "${pids[@]}"; do wait "$p" || code=$?; done
+        exit $code
+        """.utf8))
+    chmod("\(bin)/srun", 0o755)
+    let r = Fixtures.run(["env", "PATH=\(bin):/usr/bin:/bin", "SLURM_NTASKS=2", "SLURM_JOB_NODELIST=127.0.0.1",
+                          "SLURM_CPUS_PER_TASK=1", "RINGTRAIN_PORT=\(Fixtures.freePort())", "RINGTRAIN_BIN=\(Fixtures.ringtrain)",
+                          "bash", script, job])
+    let task0 = (try? FileIO.readText("\(dir)/task0.log")) ?? ""
+    #expect(r.status == 0, "\(r.output)\n\(task0)")
+    #expect(task0.contains("[coordinator] job cluster-test finished: 16 steps"), "\(task0)")
+}
