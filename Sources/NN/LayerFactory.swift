@@ -11,23 +11,32 @@ public struct LayerContext {
     public let workspace: Workspace
     /// Whether the input at this point may be integer ids (a model's first layer).
     public let indexInput: Bool
+    /// Per-batch sequence facts (padding) the attention layers of one model share.
+    public let sequence: SequenceContext
+    /// The layers built before this one in the same list (a tied head finds its embedding here).
+    public let earlier: [Layer]
 
     public init(inputShape: [Int], random: RandomSource, source: String, path: String,
-                workspace: Workspace = Workspace(), indexInput: Bool = true) {
+                workspace: Workspace = Workspace(), indexInput: Bool = true, sequence: SequenceContext = SequenceContext(),
+                earlier: [Layer] = []) {
         self.inputShape = inputShape
         self.random = random
         self.source = source
         self.path = path
         self.workspace = workspace
         self.indexInput = indexInput
+        self.sequence = sequence
+        self.earlier = earlier
     }
 
-    func at(_ path: String, input: [Int]) -> LayerContext {
-        LayerContext(inputShape: input, random: random, source: source, path: path, workspace: workspace, indexInput: indexInput)
+    func at(_ path: String, input: [Int], earlier: [Layer] = []) -> LayerContext {
+        LayerContext(inputShape: input, random: random, source: source, path: path, workspace: workspace, indexInput: indexInput,
+                     sequence: sequence, earlier: earlier)
     }
 
     var withFloatInput: LayerContext {
-        LayerContext(inputShape: inputShape, random: random, source: source, path: path, workspace: workspace, indexInput: false)
+        LayerContext(inputShape: inputShape, random: random, source: source, path: path, workspace: workspace, indexInput: false,
+                     sequence: sequence, earlier: earlier)
     }
 
     public func error(_ m: String) -> ConfigError { ConfigError(source: source, path: path, m) }
@@ -52,7 +61,8 @@ public struct LayerKind {
 /// reference, kinds) and adding its kinds to this list.
 public enum LayerRegistry {
     static let families: [[LayerKind]] = [
-        Linear.kinds, Embedding.kinds, Conv2D.kinds, poolingKinds, normalizationKinds, activationKinds,
+        Linear.kinds, Embedding.kinds, Recurrent.kinds, MultiHeadAttention.kinds, TransformerEncoderLayer.kinds, positionKinds,
+        Conv2D.kinds, poolingKinds, normalizationKinds, activationKinds,
         Dropout.kinds, Reshape.kinds, containerKinds, Blocks.kinds,
     ]
 
@@ -135,7 +145,7 @@ public enum LayerFactory {
         var shape = ctx.inputShape
         var layers: [Layer] = []
         for (i, s) in specs.enumerated() {
-            let c = ctx.at("\(ctx.path)[\(i)]", input: shape)
+            let c = ctx.at("\(ctx.path)[\(i)]", input: shape, earlier: layers)
             let l = try build(s, i == 0 ? c : c.withFloatInput)
             if l is IndexInputLayer && !(i == 0 && ctx.indexInput) {
                 throw c.error("this layer takes integer ids, so it must be the model's first layer")

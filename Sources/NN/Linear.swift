@@ -31,8 +31,11 @@ public final class Linear: Layer {
         case xavier
     }
 
-    /// `inputShape` is per sample, `[…, in]`; a flat `[in]` when omitted.
-    public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, init scheme: Init = .torch, inputShape: [Int]? = nil) {
+    /// `inputShape` is per sample, `[…, in]`; a flat `[in]` when omitted. `tied`: use another
+    /// layer's `[out, in]` weight (a language model's head tied to its embedding), gradients
+    /// from both uses adding up in one parameter.
+    public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, init scheme: Init = .torch, inputShape: [Int]? = nil,
+                tied: Parameter? = nil) {
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
         let lead = Array((inputShape ?? [inFeatures]).dropLast())
@@ -45,7 +48,7 @@ public final class Linear: Layer {
         case .he: w = .normal((2 / fanIn).squareRoot()); b = .zeros
         case .xavier: w = .uniform((6 / (fanIn + fanOut)).squareRoot()); b = .zeros
         }
-        weight = Parameter("weight", shape: [outFeatures, inFeatures], initializer: w)
+        weight = tied ?? Parameter("weight", shape: [outFeatures, inFeatures], initializer: w)
         self.bias = bias ? Parameter("bias", shape: [outFeatures], initializer: b) : nil
     }
 
@@ -100,7 +103,8 @@ public final class Linear: Layer {
         return y
     }
 
-    /// `{type: linear, out: 256, bias: true, init: torch|he|xavier}`, on the last input axis.
+    /// `{type: linear, out: 256, bias: true, init: torch|he|xavier, tie: N}`, on the last input axis;
+    /// `tie` shares the weight of layer N of the same list (an embedding `[vocab, dim]`).
     static let kinds = [
         LayerKind("linear") { r, c in
             guard let features = c.inputShape.last, !c.inputShape.isEmpty else {
@@ -108,7 +112,17 @@ public final class Linear: Layer {
             }
             let out = try r.requiredInt("out", min: 1)
             let scheme = try r.choice("init", default: Init.torch)
-            return Linear(features, out, bias: try r.bool("bias", default: true), init: scheme, inputShape: c.inputShape)
+            var tied: Parameter?
+            if let n = try r.optionalInt("tie", min: 0) {
+                guard n < c.earlier.count, let w = c.earlier[n].parameters.first(where: { $0.name == "weight" }) else {
+                    throw r.error("tie", "layer \(n) of this list comes before this one and has a weight to share")
+                }
+                guard w.shape == [out, features] else {
+                    throw r.error("tie", "layer \(n)'s weight is \(w.shape); this layer needs [\(out), \(features)]")
+                }
+                tied = w
+            }
+            return Linear(features, out, bias: try r.bool("bias", default: true), init: scheme, inputShape: c.inputShape, tied: tied)
         },
     ]
 }

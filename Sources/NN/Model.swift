@@ -18,6 +18,8 @@ public final class Model {
     public let buffers: [(name: String, buffer: Buffer)]
     /// Draws made during training (dropout masks); saved in checkpoints.
     public let random = RandomSource(RNG(seed: 0))
+    /// Padding of the current batch, read by the attention layers.
+    public let sequence = SequenceContext()
 
     /// `gradientStorage(n)`, if given, supplies the gradient arena's n floats (a communicator's
     /// buffer that ranks on one host all-reduce in place).
@@ -26,26 +28,39 @@ public final class Model {
         self.spec = spec
         network = try LayerFactory.sequence(spec.layers, LayerContext(inputShape: spec.input, random: random,
                                                                       source: source, path: "model.layers",
-                                                                      workspace: Workspace()))
+                                                                      workspace: Workspace(), sequence: sequence))
         parameters = network.namedParameters()
         buffers = network.namedBuffers()
-        let layout = ArenaLayout(parameters.reversed().map { ($0.name, $0.parameter.shape) })
+        // A tied parameter appears under two names (both in checkpoints, as in a PyTorch state
+        // dict) but lives once in the arenas, under its first name.
+        var seen = Set<ObjectIdentifier>()
+        unique = parameters.filter { seen.insert(ObjectIdentifier($0.parameter)).inserted }
+        let layout = ArenaLayout(unique.reversed().map { ($0.name, $0.parameter.shape) })
         values = Arena(layout)
         grads = Arena(layout, reserve: Model.gradientReserve,
                       storage: try gradientStorage?(Arena.capacity(layout, reserve: Model.gradientReserve)))
-        for (name, p) in parameters {
+        for (name, p) in unique {
             let e = layout.entry(named: name)!
             p.bind(value: values.view(e), grad: grads.view(e))
         }
     }
 
+    /// Each parameter once, under the first name it has (the arena's entries).
+    public let unique: [(name: String, parameter: Parameter)]
+
     /// Spare floats after the gradient arena (see `Arena.reserve`).
     public static let gradientReserve = 16
 
-    /// Where each top-level layer's parameters lie in the arenas (nil for layers without any).
+    /// Where each top-level layer's parameters lie in the arenas (nil for layers without any). A
+    /// tied parameter counts for the first layer that has it: its gradient is final only once
+    /// backward has passed that (earliest) layer.
     public var layerRanges: [Range<Int>?] {
-        network.layers.map { layer in
-            let spans = layer.namedParameters().map { p -> Range<Int> in
+        var owner: [ObjectIdentifier: Int] = [:]
+        for (i, layer) in network.layers.enumerated() {
+            for (_, p) in layer.namedParameters() where owner[ObjectIdentifier(p)] == nil { owner[ObjectIdentifier(p)] = i }
+        }
+        return network.layers.enumerated().map { i, layer in
+            let spans = layer.namedParameters().filter { owner[ObjectIdentifier($0.parameter)] == i }.map { p -> Range<Int> in
                 let start = values.data.distance(to: p.parameter.value.data)
                 return start..<(start + p.parameter.count)
             }
@@ -67,13 +82,14 @@ public final class Model {
 
     public var inputShape: [Int] { spec.input }
     public var outputShape: [Int] { network.outputShape }
-    public var parameterCount: Int { parameters.reduce(0) { $0 + $1.parameter.count } }
+    /// Trainable values, each tied parameter once (as `sum(p.numel() for p in model.parameters())`).
+    public var parameterCount: Int { unique.reduce(0) { $0 + $1.parameter.count } }
 
     /// Fills every parameter from its initializer, in state_dict order, from one seeded stream,
     /// and resets buffers and the training-time random stream.
     public func initialize(seed: UInt64, stream: String = "init") {
         var rng = RNG(seed: seed, stream: stream)
-        for (_, p) in parameters { p.initialize(&rng) }
+        for (_, p) in unique { p.initialize(&rng) }
         for (_, b) in buffers { b.reset() }
         random.rng = RNG(seed: seed, stream: "dropout")
     }

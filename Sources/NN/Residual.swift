@@ -136,8 +136,13 @@ extension Concat {
     }
 }
 
-/// `sequential {layers}`, `residual {body, shortcut}`, `concat {branches}`.
+/// `sequential {layers}`, `repeat {times, layer}`, `residual {body, shortcut}`, `concat {branches}`.
 let containerKinds = [
+    LayerKind("repeat") { r, c in
+        let n = try r.requiredInt("times", min: 1)
+        guard let layer = r.value("layer") else { throw r.error("layer", "required: the layer to repeat") }
+        return try LayerFactory.sequence(Array(repeating: layer, count: n), c.at(r.join("layer"), input: c.inputShape))
+    },
     LayerKind("sequential") { r, c in
         guard let l = try r.optionalList("layers") else { throw r.error("layers", "required: a list of layers") }
         return try LayerFactory.sequence(l, c.at(r.join("layers"), input: c.inputShape))

@@ -1,0 +1,124 @@
+import Config
+import TensorCore
+
+/// One Transformer encoder layer as `torch.nn.TransformerEncoderLayer` (batch-first): self
+/// attention and a position-wise feed-forward network, each with dropout and a residual, with
+/// LayerNorm after each (post-LN, `norm_first: false`) or before (pre-LN, as GPT-2). Causal for
+/// decoder-only language models. Names: `self_attn`, `linear1`, `linear2`, `norm1`, `norm2`.
+///
+///     post-LN: h = norm1(x + drop(attn(x)));      y = norm2(h + drop(W2·drop(act(W1·h))))
+///     pre-LN:  h = x + drop(attn(norm1(x)));      y = h + drop(W2·drop(act(W1·norm2(h))))
+public final class TransformerEncoderLayer: Layer {
+    public let selfAttn: MultiHeadAttention
+    public let linear1: Linear, linear2: Linear
+    public let norm1: LayerNorm, norm2: LayerNorm
+    let activation: ElementwiseActivation
+    let dropout: Dropout, dropout1: Dropout, dropout2: Dropout
+    public let normFirst: Bool
+    public let outputShape: [Int]
+    public var children: [(name: String, layer: Layer)] {
+        [("self_attn", selfAttn), ("linear1", linear1), ("dropout", dropout), ("linear2", linear2),
+         ("norm1", norm1), ("norm2", norm2), ("dropout1", dropout1), ("dropout2", dropout2)]
+    }
+
+    private let sum1 = Tensor.workspace(), sum2 = Tensor.workspace()
+    private let grad1 = Tensor.workspace(), grad2 = Tensor.workspace()
+
+    public init(shape: [Int], heads: Int, feedForward: Int, dropout p: Float, gelu: Bool, normFirst: Bool, causal: Bool,
+                positions: AttentionPositions, eps: Float, random: RandomSource, context: SequenceContext) {
+        let (t, e) = (shape[0], shape[1])
+        outputShape = shape
+        self.normFirst = normFirst
+        selfAttn = MultiHeadAttention(embed: e, heads: heads, steps: t, causal: causal, positions: positions, context: context)
+        linear1 = Linear(e, feedForward, inputShape: shape)
+        linear2 = Linear(feedForward, e, inputShape: [t, feedForward])
+        norm1 = LayerNorm(shape: shape, normalizedShape: [e], eps: eps)
+        norm2 = LayerNorm(shape: shape, normalizedShape: [e], eps: eps)
+        activation = gelu ? GELU([t, feedForward]) : ReLU([t, feedForward])
+        dropout = Dropout(shape: [t, feedForward], p: p, random: random)
+        dropout1 = Dropout(shape: shape, p: p, random: random)
+        dropout2 = Dropout(shape: shape, p: p, random: random)
+    }
+
+    public var flops: Int { childFlops + activation.flops + 2 * outputShape.reduce(1, *) }
+
+    private func feedForward(_ x: Tensor, _ training: Bool) -> Tensor {
+        dropout2.forward(linear2.forward(dropout.forward(activation.forward(linear1.forward(x, training: training),
+                                                                            training: training), training: training),
+                                         training: training), training: training)
+    }
+
+    private func feedForwardBackward(_ dy: Tensor) -> Tensor {
+        let g = linear2.backward(dropout2.backward(dy, needInputGrad: true)!, needInputGrad: true)!
+        return linear1.backward(activation.backward(dropout.backward(g, needInputGrad: true)!, needInputGrad: true)!,
+                                needInputGrad: true)!
+    }
+
+    /// out = a + b, into a buffer this layer owns (sublayers may hand back their input).
+    static func add(_ a: Tensor, _ b: Tensor, into out: Tensor) -> Tensor {
+        out.resize(a.shape)
+        for i in 0..<a.count { out.data[i] = a.data[i] + b.data[i] }
+        return out
+    }
+
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        if normFirst {
+            let h = Self.add(x, dropout1.forward(selfAttn.forward(norm1.forward(x, training: training), training: training),
+                                                 training: training), into: sum1)
+            return Self.add(h, feedForward(norm2.forward(h, training: training), training), into: sum2)
+        }
+        let h = norm1.forward(Self.add(x, dropout1.forward(selfAttn.forward(x, training: training), training: training), into: sum1),
+                              training: training)
+        return norm2.forward(Self.add(h, feedForward(h, training), into: sum2), training: training)
+    }
+
+    public func backward(_ dy: Tensor, needInputGrad: Bool) -> Tensor? {
+        if normFirst {
+            // y = h + f(norm2(h)):  dh = dy + norm2ᵀ·fᵀ·dy
+            let dh = Self.add(dy, norm2.backward(feedForwardBackward(dy), needInputGrad: true)!, into: grad2)
+            // h = x + attn(norm1(x)):  dx = dh + norm1ᵀ·attnᵀ·dh
+            let da = selfAttn.backward(dropout1.backward(dh, needInputGrad: true)!, needInputGrad: true)!
+            return Self.add(dh, norm1.backward(da, needInputGrad: true)!, into: grad1)
+        }
+        // y = norm2(h + f(h)):  dh = g + fᵀ·g with g = norm2ᵀ·dy
+        let g2 = norm2.backward(dy, needInputGrad: true)!
+        let dh = Self.add(g2, feedForwardBackward(g2), into: grad2)
+        // h = norm1(x + attn(x)):  dx = g + attnᵀ·g with g = norm1ᵀ·dh
+        let g1 = norm1.backward(dh, needInputGrad: true)!
+        let da = selfAttn.backward(dropout1.backward(g1, needInputGrad: true)!, needInputGrad: true)!
+        return Self.add(g1, da, into: grad1)
+    }
+
+    public func reference(_ x: [Double], batch b: Int, training: Bool, _ r: Reference) -> [Double] {
+        func ffn(_ v: [Double]) -> [Double] {
+            r.run(dropout2, r.run(linear2, r.run(dropout, r.run(activation, r.run(linear1, v, batch: b, training: training),
+                                                                batch: b, training: training), batch: b, training: training),
+                                  batch: b, training: training), batch: b, training: training)
+        }
+        func attn(_ v: [Double]) -> [Double] { r.run(dropout1, r.run(selfAttn, v, batch: b, training: training), batch: b, training: training) }
+        if normFirst {
+            let h = zip(x, attn(r.run(norm1, x, batch: b, training: training))).map(+)
+            return zip(h, ffn(r.run(norm2, h, batch: b, training: training))).map(+)
+        }
+        let h = r.run(norm1, zip(x, attn(x)).map(+), batch: b, training: training)
+        return r.run(norm2, zip(h, ffn(h)).map(+), batch: b, training: training)
+    }
+
+    /// `{type: transformer_encoder_layer, heads: 4, ffn: 4·width, dropout: 0.1, activation: relu|gelu,
+    /// norm_first: false, causal: false, positions: none|rope|alibi|t5, eps: 1e-5}` on `[T, E]`.
+    static let kinds = [
+        LayerKind("transformer_encoder_layer") { r, c in
+            guard c.inputShape.count == 2 else { throw c.error("transformer_encoder_layer needs a [steps, width] input, got \(c.inputShape)") }
+            let e = c.inputShape[1], h = try r.requiredInt("heads", min: 1)
+            guard e % h == 0 else { throw r.error("heads", "\(h) heads do not divide the model width \(e)") }
+            let positions = try r.choice("positions", default: AttentionPositions.none)
+            if positions == .rope && (e / h) % 2 != 0 { throw r.error("positions", "rope needs an even head width, got \(e / h)") }
+            return TransformerEncoderLayer(
+                shape: c.inputShape, heads: h, feedForward: try r.int("ffn", default: 4 * e, min: 1),
+                dropout: Float(try r.double("dropout", default: 0.1, min: 0, max: 0.99)),
+                gelu: try r.string("activation", default: "relu", oneOf: ["relu", "gelu"]) == "gelu",
+                normFirst: try r.bool("norm_first", default: false), causal: try r.bool("causal", default: false),
+                positions: positions, eps: Float(try r.double("eps", default: 1e-5, min: 0)), random: c.random, context: c.sequence)
+        },
+    ]
+}
