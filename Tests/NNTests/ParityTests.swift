@@ -27,7 +27,7 @@ func tensor(_ e: SafeTensors.Entry) -> Tensor { Tensor(shape: e.shape, values: e
 
 /// A missing or empty fixture directory must fail, not run zero cases.
 @Test func fixturesArePresent() {
-    #expect(fixtures("layer_").count >= 58, "\(fixtures("layer_").count) layer fixtures in \(parityDir)")
+    #expect(fixtures("layer_").count >= 78, "\(fixtures("layer_").count) layer fixtures in \(parityDir)")
     #expect(fixtures("layer_block_").count == 11)
     #expect(fixtures("loss_").count >= 15)
     #expect(fixtures("zoo_").count == ModelSpec.zoo.count)
@@ -41,7 +41,16 @@ func layerMatchesPyTorch(file: String) throws {
     guard case .list(let dims) = try JSON.parse(f.metadata["shape"]!) else { Issue.record("shape"); return }
     let shape = dims.compactMap { $0.number.map(Int.init) }
     let training = f.metadata["train"] == "true"
-    let l = try LayerFactory.build(spec, LayerContext(inputShape: shape, random: RandomSource(RNG(seed: 1)), source: file, path: "layer"))
+    let seq = SequenceContext()
+    let l = try LayerFactory.build(spec, LayerContext(inputShape: shape, random: RandomSource(RNG(seed: 1)), source: file, path: "layer",
+                                                      sequence: seq))
+    // Padded keys ([B, T] bools), as a batch of unequal sequences hands them to the model.
+    if let padding = f.metadata["padding"], case .list(let rows) = try JSON.parse(padding) {
+        seq.keyPadding = rows.flatMap { row -> [Bool] in
+            guard case .list(let cells) = row else { return [] }
+            return cells.map { if case .bool(true) = $0 { true } else { false } }
+        }
+    }
     for (name, p) in l.namedParameters() {
         let e = try #require(f.tensor("param.\(name)"), "\(file): no param.\(name)")
         try #require(e.shape == p.shape, "\(file): \(name) shape")
