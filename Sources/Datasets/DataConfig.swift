@@ -64,6 +64,7 @@ public struct DataConfig: Equatable, Sendable {
     public struct TextOptions: Equatable, Sendable {
         public enum Tokenizer: String, CaseIterable, Sendable { case byte, char }
         public enum Encoding: String, CaseIterable, Sendable { case utf8, bytes }
+        public enum Holdout: String, CaseIterable, Sendable { case tail, blocks }
         public var tokenizer = Tokenizer.byte
         /// utf8: the text must be valid UTF-8 (checked, with the file and offset of any bad byte).
         public var encoding = Encoding.utf8
@@ -74,6 +75,10 @@ public struct DataConfig: Equatable, Sendable {
         public var exclude: [String] = []
         /// Where the tokenized corpus is cached (content-addressed, shared by runs).
         public var cacheDir: String?
+        /// validation/test_fraction for text: the last blocks of the stream, contiguous (tail, as
+        /// nanoGPT's split: no held-out block borders a training block on both sides), or blocks
+        /// drawn at random (blocks).
+        public var holdout = Holdout.tail
     }
 
     public var format: Format?
@@ -175,6 +180,7 @@ public struct DataConfig: Equatable, Sendable {
         text.include = try t.stringList("include") ?? ["*"]
         text.exclude = try t.stringList("exclude") ?? []
         text.cacheDir = try t.optionalString("cache_dir")
+        text.holdout = try t.choice("holdout", default: text.holdout)
         try t.finish()
         try d.finish()
         if format == nil { format = try detectFormat(d) }
@@ -241,7 +247,8 @@ public struct DataConfig: Equatable, Sendable {
                             "fill": .map(fill)]),
             "text": .object(["tokenizer": .string(text.tokenizer.rawValue), "encoding": .string(text.encoding.rawValue),
                              "context": text.context.map { .int($0) } ?? .null, "include": strings(text.include),
-                             "exclude": strings(text.exclude), "cache_dir": text.cacheDir.map { .string($0) } ?? .null]),
+                             "exclude": strings(text.exclude), "cache_dir": text.cacheDir.map { .string($0) } ?? .null,
+                             "holdout": .string(text.holdout.rawValue)]),
         ])
     }
 }

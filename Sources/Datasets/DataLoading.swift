@@ -63,7 +63,9 @@ public enum DataLoading {
         let n = train.count
         let nv = Int((Double(n) * c.validationFraction).rounded()), nt = Int((Double(n) * c.testFraction).rounded())
         if nv > 0 || nt > 0 {
-            let s = splitIndices(n, validation: nv, test: nt, seed: req.seed)
+            let s = c.format == .text && c.text.holdout == .tail
+                ? (train: Array(0..<(n - nv - nt)), validation: Array((n - nv - nt)..<(n - nt)), test: Array((n - nt)..<n))
+                : splitIndices(n, validation: nv, test: nt, seed: req.seed)
             let base = train
             train = Subset(base, indices: s.train, name: base.name + "[train]")
             if nv > 0 { validation = Subset(base, indices: s.validation, name: base.name + "[validation]") }

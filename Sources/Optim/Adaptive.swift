@@ -7,28 +7,32 @@ import TensorCore
 /// AdaGrad: sum += g²; θ −= lr/(1 + (t−1)·decay) · g/(√sum + ε).
 public final class AdaGrad: Optimizer {
     public var lr: Float
-    public let lrDecay: Float, weightDecay: Float, eps: Float
+    public let lrDecay: Float, weightDecay: Float, eps: Float, decayMatricesOnly: Bool
     public var stepCount = 0
-    private let params: Arena, grads: Arena, sum: Arena
+    private let params: Arena, grads: Arena, sum: Arena, decay: DecayRuns
 
     public init(params: Arena, grads: Arena, lr: Float = 0.01, lrDecay: Float = 0, weightDecay: Float = 0,
-                initialAccumulator: Float = 0, eps: Float = 1e-10) {
+                initialAccumulator: Float = 0, eps: Float = 1e-10, decayMatricesOnly: Bool = false) {
         self.params = params; self.grads = grads; self.lr = lr
-        self.lrDecay = lrDecay; self.weightDecay = weightDecay; self.eps = eps
+        self.lrDecay = lrDecay; self.weightDecay = weightDecay; self.eps = eps; self.decayMatricesOnly = decayMatricesOnly
+        decay = DecayRuns(weightDecay, layout: params.layout, matricesOnly: decayMatricesOnly)
         sum = Arena(params.layout)
         sum.buffer.initialize(repeating: initialAccumulator)
     }
     public var slots: [(name: String, arena: Arena)] { [("sum", sum)] }
-    public var hyperParameters: [String: Double] { ["lr": Double(lr), "lr_decay": Double(lrDecay), "weight_decay": Double(weightDecay), "eps": Double(eps)] }
+    public var hyperParameters: [String: Double] { ["lr": Double(lr), "lr_decay": Double(lrDecay), "weight_decay": Double(weightDecay), "eps": Double(eps),
+                                                  "decay_matrices_only": decayMatricesOnly ? 1 : 0] }
 
     public func step() {
         stepCount += 1
         let clr = lr / (1 + Float(stepCount - 1) * lrDecay)
         let p = params.data, g = grads.data, s = sum.data
-        for i in 0..<params.count {
-            let d = g[i] + weightDecay * p[i]
-            s[i] += d * d
-            p[i] -= clr * d / (s[i].squareRoot() + eps)
+        for run in decay.runs {
+            for i in run.range {
+                let d = g[i] + run.rate * p[i]
+                s[i] += d * d
+                p[i] -= clr * d / (s[i].squareRoot() + eps)
+            }
         }
     }
 }
@@ -37,15 +41,17 @@ public final class AdaGrad: Optimizer {
 /// with momentum b = μb + g/(√v + ε), θ −= lr·b, else θ −= lr·g/(√v + ε).
 public final class RMSprop: Optimizer {
     public var lr: Float
-    public let alpha: Float, eps: Float, weightDecay: Float, momentum: Float, centered: Bool
+    public let alpha: Float, eps: Float, weightDecay: Float, momentum: Float, centered: Bool, decayMatricesOnly: Bool
     public var stepCount = 0
-    private let params: Arena, grads: Arena
+    private let params: Arena, grads: Arena, decay: DecayRuns
     private let squareAvg: Arena, gradAvg: Arena?, buffer: Arena?
 
     public init(params: Arena, grads: Arena, lr: Float = 0.01, alpha: Float = 0.99, eps: Float = 1e-8,
-                weightDecay: Float = 0, momentum: Float = 0, centered: Bool = false) {
+                weightDecay: Float = 0, momentum: Float = 0, centered: Bool = false, decayMatricesOnly: Bool = false) {
         self.params = params; self.grads = grads; self.lr = lr; self.alpha = alpha; self.eps = eps
         self.weightDecay = weightDecay; self.momentum = momentum; self.centered = centered
+        self.decayMatricesOnly = decayMatricesOnly
+        decay = DecayRuns(weightDecay, layout: params.layout, matricesOnly: decayMatricesOnly)
         squareAvg = Arena(params.layout)
         gradAvg = centered ? Arena(params.layout) : nil
         buffer = momentum > 0 ? Arena(params.layout) : nil
@@ -55,28 +61,30 @@ public final class RMSprop: Optimizer {
     }
     public var hyperParameters: [String: Double] {
         ["lr": Double(lr), "alpha": Double(alpha), "eps": Double(eps), "weight_decay": Double(weightDecay),
-         "momentum": Double(momentum), "centered": centered ? 1 : 0]
+         "momentum": Double(momentum), "centered": centered ? 1 : 0, "decay_matrices_only": decayMatricesOnly ? 1 : 0]
     }
 
     public func step() {
         stepCount += 1
         let p = params.data, g = grads.data, v = squareAvg.data
         let ga = gradAvg?.data, b = buffer?.data
-        for i in 0..<params.count {
-            let d = g[i] + weightDecay * p[i]
-            v[i] = alpha * v[i] + (1 - alpha) * d * d
-            var avg: Float
-            if let ga {
-                ga[i] = alpha * ga[i] + (1 - alpha) * d
-                avg = (v[i] - ga[i] * ga[i]).squareRoot() + eps
-            } else {
-                avg = v[i].squareRoot() + eps
-            }
-            if let b {
-                b[i] = momentum * b[i] + d / avg
-                p[i] -= lr * b[i]
-            } else {
-                p[i] -= lr * d / avg
+        for run in decay.runs {
+            for i in run.range {
+                let d = g[i] + run.rate * p[i]
+                v[i] = alpha * v[i] + (1 - alpha) * d * d
+                var avg: Float
+                if let ga {
+                    ga[i] = alpha * ga[i] + (1 - alpha) * d
+                    avg = (v[i] - ga[i] * ga[i]).squareRoot() + eps
+                } else {
+                    avg = v[i].squareRoot() + eps
+                }
+                if let b {
+                    b[i] = momentum * b[i] + d / avg
+                    p[i] -= lr * b[i]
+                } else {
+                    p[i] -= lr * d / avg
+                }
             }
         }
     }
@@ -86,21 +94,23 @@ public final class RMSprop: Optimizer {
 /// θ −= lr/(1−β₁ᵗ) · m / (√v/√(1−β₂ᵗ) + ε). Adam adds λθ to g; AdamW shrinks θ by (1 − lr·λ) first.
 public final class Adam: Optimizer {
     public var lr: Float
-    public let beta1: Float, beta2: Float, eps: Float, weightDecay: Float, decoupled: Bool
+    public let beta1: Float, beta2: Float, eps: Float, weightDecay: Float, decoupled: Bool, decayMatricesOnly: Bool
     public var stepCount = 0
-    private let params: Arena, grads: Arena, m: Arena, v: Arena
+    private let params: Arena, grads: Arena, m: Arena, v: Arena, decay: DecayRuns
 
     public init(params: Arena, grads: Arena, lr: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999,
-                eps: Float = 1e-8, weightDecay: Float = 0, decoupled: Bool = false) {
+                eps: Float = 1e-8, weightDecay: Float = 0, decoupled: Bool = false, decayMatricesOnly: Bool = false) {
         self.params = params; self.grads = grads; self.lr = lr; self.beta1 = beta1; self.beta2 = beta2
-        self.eps = eps; self.weightDecay = weightDecay; self.decoupled = decoupled
+        self.eps = eps; self.weightDecay = weightDecay; self.decoupled = decoupled; self.decayMatricesOnly = decayMatricesOnly
+        decay = DecayRuns(weightDecay, layout: params.layout, matricesOnly: decayMatricesOnly)
         m = Arena(params.layout)
         v = Arena(params.layout)
     }
     public var slots: [(name: String, arena: Arena)] { [("exp_avg", m), ("exp_avg_sq", v)] }
     public var hyperParameters: [String: Double] {
         ["lr": Double(lr), "beta1": Double(beta1), "beta2": Double(beta2), "eps": Double(eps),
-         "weight_decay": Double(weightDecay), "decoupled": decoupled ? 1 : 0]
+         "weight_decay": Double(weightDecay), "decoupled": decoupled ? 1 : 0,
+         "decay_matrices_only": decayMatricesOnly ? 1 : 0]
     }
 
     public func step() {
@@ -109,14 +119,16 @@ public final class Adam: Optimizer {
         let bc1 = 1 - pow(Double(beta1), t), bc2 = 1 - pow(Double(beta2), t)
         let stepSize = Float(Double(lr) / bc1), rootBC2 = Float(bc2.squareRoot())
         let p = params.data, g = grads.data, ma = m.data, va = v.data
-        let shrink = decoupled ? 1 - lr * weightDecay : 1
-        let coupled = decoupled ? 0 : weightDecay
-        for i in 0..<params.count {
-            p[i] *= shrink
-            let d = g[i] + coupled * p[i]
-            ma[i] = beta1 * ma[i] + (1 - beta1) * d
-            va[i] = beta2 * va[i] + (1 - beta2) * d * d
-            p[i] -= stepSize * ma[i] / (va[i].squareRoot() / rootBC2 + eps)
+        for run in decay.runs {
+            let shrink = decoupled ? 1 - lr * run.rate : 1
+            let coupled = decoupled ? 0 : run.rate
+            for i in run.range {
+                p[i] *= shrink
+                let d = g[i] + coupled * p[i]
+                ma[i] = beta1 * ma[i] + (1 - beta1) * d
+                va[i] = beta2 * va[i] + (1 - beta2) * d * d
+                p[i] -= stepSize * ma[i] / (va[i].squareRoot() / rootBC2 + eps)
+            }
         }
     }
 }

@@ -15,3 +15,27 @@ public protocol Optimizer: AnyObject {
 
     func step()
 }
+
+/// Weight decay as runs of the arena with one rate each: the same rate everywhere, or
+/// (`matricesOnly`) only on tensors of two or more dimensions — weights and embeddings, not
+/// biases or norm gains, as the two parameter groups of nanoGPT and most Transformer recipes.
+/// Runs cover the whole arena (padding included) and keep its 16-float alignment.
+public struct DecayRuns: Sendable {
+    public struct Run: Sendable { public let range: Range<Int>; public let rate: Float }
+    public let runs: [Run]
+
+    public init(_ rate: Float, layout: ArenaLayout, matricesOnly: Bool) {
+        var runs: [Run] = []
+        for (i, e) in layout.entries.enumerated() {
+            let end = i + 1 < layout.entries.count ? layout.entries[i + 1].offset : layout.count
+            let r: Float = matricesOnly && e.shape.count < 2 ? 0 : rate
+            if let last = runs.last, last.rate == r, last.range.upperBound == e.offset {
+                runs[runs.count - 1] = Run(range: last.range.lowerBound..<end, rate: r)
+            } else {
+                runs.append(Run(range: e.offset..<end, rate: r))
+            }
+        }
+        if runs.isEmpty { runs = [Run(range: 0..<layout.count, rate: rate)] }
+        self.runs = runs
+    }
+}

@@ -12,13 +12,15 @@ public final class SGD: Optimizer {
     public let dampening: Float
     public let nesterov: Bool
     public let weightDecay: Float
+    public let decayMatricesOnly: Bool
     public var stepCount = 0
     private let params: Arena
     private let grads: Arena
     private let buffer: Arena?
+    private let decay: DecayRuns
 
     public init(params: Arena, grads: Arena, lr: Float, momentum: Float = 0, dampening: Float = 0,
-                nesterov: Bool = false, weightDecay: Float = 0) {
+                nesterov: Bool = false, weightDecay: Float = 0, decayMatricesOnly: Bool = false) {
         precondition(params.layout == grads.layout)
         self.params = params
         self.grads = grads
@@ -27,6 +29,8 @@ public final class SGD: Optimizer {
         self.dampening = dampening
         self.nesterov = nesterov
         self.weightDecay = weightDecay
+        self.decayMatricesOnly = decayMatricesOnly
+        decay = DecayRuns(weightDecay, layout: params.layout, matricesOnly: decayMatricesOnly)
         buffer = momentum != 0 ? Arena(params.layout) : nil
     }
 
@@ -36,30 +40,33 @@ public final class SGD: Optimizer {
 
     public var hyperParameters: [String: Double] {
         ["lr": Double(lr), "momentum": Double(momentum), "dampening": Double(dampening),
-         "nesterov": nesterov ? 1 : 0, "weight_decay": Double(weightDecay)]
+         "nesterov": nesterov ? 1 : 0, "weight_decay": Double(weightDecay),
+         "decay_matrices_only": decayMatricesOnly ? 1 : 0]
     }
 
     /// One pass over the arena, 8 lanes at a time (arena sizes are multiples of 16).
     public func step() {
-        let n = params.count
         let p = params.data, g = grads.data
-        let lr = Vec8(repeating: self.lr), wd = Vec8(repeating: weightDecay)
+        let lr = Vec8(repeating: self.lr)
         let mu = Vec8(repeating: momentum), damp = Vec8(repeating: 1 - dampening)
         defer { stepCount += 1 }
-        guard let b = buffer?.data else {
-            for i in stride(from: 0, to: n, by: 8) {
-                let pv = p.load8(i)
-                p.store8(i, pv - lr * (g.load8(i) + wd * pv))
-            }
-            return
-        }
         let first = stepCount == 0
-        for i in stride(from: 0, to: n, by: 8) {
-            let pv = p.load8(i)
-            let d = g.load8(i) + wd * pv
-            let bv = first ? d : mu * b.load8(i) + damp * d
-            b.store8(i, bv)
-            p.store8(i, pv - lr * (nesterov ? d + mu * bv : bv))
+        for run in decay.runs {
+            let wd = Vec8(repeating: run.rate)
+            guard let b = buffer?.data else {
+                for i in stride(from: run.range.lowerBound, to: run.range.upperBound, by: 8) {
+                    let pv = p.load8(i)
+                    p.store8(i, pv - lr * (g.load8(i) + wd * pv))
+                }
+                continue
+            }
+            for i in stride(from: run.range.lowerBound, to: run.range.upperBound, by: 8) {
+                let pv = p.load8(i)
+                let d = g.load8(i) + wd * pv
+                let bv = first ? d : mu * b.load8(i) + damp * d
+                b.store8(i, bv)
+                p.store8(i, pv - lr * (nesterov ? d + mu * bv : bv))
+            }
         }
     }
 }

@@ -9,6 +9,8 @@ public enum LossKind: String, CaseIterable, Sendable {
 }
 
 public enum OptimizerKind: String, CaseIterable, Sendable { case sgd, adagrad, rmsprop, adam, adamw }
+/// Which parameters weight decay touches: all, or matrices only (≥ 2 dimensions: no biases, norm gains).
+public enum DecayScope: String, CaseIterable, Sendable { case all, matrices }
 
 public enum ScheduleKind: String, CaseIterable, Sendable {
     case constant, cosine, step, warmupCosine = "warmup_cosine", plateau
@@ -161,6 +163,7 @@ public struct JobConfig: Equatable, Sendable {
         public var dampening = 0.0
         public var nesterov = false
         public var weightDecay = 0.0
+        public var decay = DecayScope.all
         /// Adam/AdamW β₁, β₂; ε for Adam, AdamW, RMSprop, AdaGrad.
         public var betas = [0.9, 0.999]
         public var eps = 1e-8
@@ -293,6 +296,7 @@ public struct JobConfig: Equatable, Sendable {
         optimizer.dampening = try o.double("dampening", default: optimizer.dampening, min: 0, max: 1)
         optimizer.nesterov = try o.bool("nesterov", default: optimizer.nesterov)
         optimizer.weightDecay = try o.double("weight_decay", default: typeDefaults.weightDecay, min: 0)
+        optimizer.decay = try o.choice("decay", default: optimizer.decay)
         if optimizer.nesterov && (optimizer.momentum == 0 || optimizer.dampening != 0) {
             throw o.error("nesterov", "Nesterov momentum needs momentum > 0 and dampening = 0")
         }
@@ -379,6 +383,7 @@ public struct JobConfig: Equatable, Sendable {
                                   "dampening": .double(optimizer.dampening),
                                   "nesterov": .bool(optimizer.nesterov),
                                   "weight_decay": .double(optimizer.weightDecay),
+                                  "decay": .string(optimizer.decay.rawValue),
                                   "betas": .list(optimizer.betas.map { .double($0) }), "eps": .double(optimizer.eps),
                                   "alpha": .double(optimizer.alpha), "centered": .bool(optimizer.centered),
                                   "lr_decay": .double(optimizer.lrDecay)]),

@@ -36,6 +36,28 @@ import Testing
     #expect(t.decode(b.ids.array) == text[12..<16].joined() && t.decode(b.labels.array) == text[13..<17].joined())
 }
 
+/// Held-out text is the stream's last blocks (validation, then test) unless `holdout: blocks`.
+@Test func textHoldoutIsTheTailOfTheStream() throws {
+    let dir = Fixtures.tempDirectory("text-tail")
+    let corpus = (0..<201).map { UInt8(32 + $0 % 90) }
+    try FileIO.writeAtomically("\(dir)/a", bytes: corpus)
+    let cache = Fixtures.tempDirectory("cache-tail")
+    let d = try load(["train": .string(dir), "validation_fraction": 0.1, "test_fraction": 0.2, "text": ["cache_dir": .string(cache)]],
+                     context: 4)
+    #expect(d.train.count == 35 && d.validation?.count == 5 && d.test?.count == 10)
+    let b = Batch()
+    d.validation!.gather([0, 4], into: b)
+    #expect(b.ids.array == (corpus[140..<144] + corpus[156..<160]).map { Int32($0) })
+    d.test!.gather([9], into: b)
+    #expect(b.labels.array == corpus[197..<201].map { Int32($0) })
+    d.train.gather([34], into: b)
+    #expect(b.ids.array == corpus[136..<140].map { Int32($0) })
+    let r = try load(["train": .string(dir), "validation_fraction": 0.1, "test_fraction": 0.2,
+                      "text": ["cache_dir": .string(cache), "holdout": "blocks"]], context: 4)
+    r.validation!.gather(Array(0..<5)[...], into: b)
+    #expect(b.ids.array != corpus[140..<160].map { Int32($0) })
+}
+
 @Test func brokenTextIsAClearError() throws {
     let dir = Fixtures.tempDirectory("text-bad")
     try FileIO.writeAtomically("\(dir)/latin1.txt", bytes: Array("caf".utf8) + [0xE9] + Array(" au lait".utf8))

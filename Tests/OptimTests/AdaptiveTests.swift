@@ -1,3 +1,4 @@
+import Glibc
 import Optim
 import TestSupport
 import TensorCore
@@ -56,4 +57,33 @@ import Testing
     #expect(p.step(0.95) == 0.5)                      // two: reduce
     #expect(LRSchedule.warmupCosine(warmup: 4, totalSteps: 14, minFactor: 0).factor(step: 1) == 0.5)
     #expect(abs(LRSchedule.warmupCosine(warmup: 4, totalSteps: 14, minFactor: 0).factor(step: 9) - 0.5) < 1e-12)
+}
+
+/// `decay: matrices` is torch's two parameter groups: weight decay on the [2, 3] weight, none
+/// on the bias and the norm gain. Each tensor must follow the trajectory of a one-tensor
+/// optimizer with its group's rate, for every optimizer.
+@Test func weightDecayOnMatricesOnlyMatchesTwoGroups() {
+    let layout = ArenaLayout([("w", [2, 3]), ("b", [3]), ("gain", [17]), ("embedding", [4, 5])])
+    func fill(_ a: Arena, _ k: Float) { for e in layout.entries { for i in 0..<e.count { a.data[e.offset + i] = k * sin(Float(e.offset + i) + 1) } } }
+    typealias Make = (Arena, Arena, Float, Bool) -> any Optim.Optimizer
+    let makers: [(String, Make)] = [
+        ("sgd", { SGD(params: $0, grads: $1, lr: 0.1, momentum: 0.9, weightDecay: $2, decayMatricesOnly: $3) }),
+        ("adagrad", { AdaGrad(params: $0, grads: $1, lr: 0.1, weightDecay: $2, decayMatricesOnly: $3) }),
+        ("rmsprop", { RMSprop(params: $0, grads: $1, lr: 0.01, weightDecay: $2, decayMatricesOnly: $3) }),
+        ("adam", { Adam(params: $0, grads: $1, lr: 0.01, weightDecay: $2, decayMatricesOnly: $3) }),
+        ("adamw", { Adam(params: $0, grads: $1, lr: 0.01, weightDecay: $2, decoupled: true, decayMatricesOnly: $3) }),
+    ]
+    for (name, make) in makers {
+        let p = Arena(layout), g = Arena(layout)
+        fill(p, 1); fill(g, 0.3)
+        let opt = make(p, g, 0.5, true)
+        for _ in 0..<3 { opt.step() }
+        for e in layout.entries {
+            let (q, h) = arenas((0..<e.count).map { p0 in sin(Float(e.offset + p0) + 1) }, (0..<e.count).map { 0.3 * sin(Float(e.offset + $0) + 1) })
+            let single = make(q, h, e.shape.count >= 2 ? 0.5 : 0, false)
+            for _ in 0..<3 { single.step() }
+            let worst = (0..<e.count).map { abs(p.data[e.offset + $0] - q.data[$0]) }.max()!
+            #expect(worst < 1e-6, "\(name): \(e.name) off by \(worst)")
+        }
+    }
 }

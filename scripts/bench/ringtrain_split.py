@@ -60,4 +60,11 @@ def split(n, validation_fraction, test_fraction, seed=0):
     return sorted(perm[nv + nt:]), sorted(perm[:nv]), sorted(perm[nv:nv + nt])
 
 
+def split_tail(n, validation_fraction, test_fraction):
+    """The same for text (data.text.holdout: tail): the last blocks, validation then test."""
+    nv = math.floor(n * validation_fraction + 0.5)
+    nt = math.floor(n * test_fraction + 0.5)
+    return list(range(n - nv - nt)), list(range(n - nv - nt, n - nt)), list(range(n - nt, n))
+
+
 assert RNG(0, "split").permutation(10) == [1, 5, 4, 7, 9, 2, 0, 3, 8, 6], "split generator drifted from RingTrain's"
