@@ -3,8 +3,15 @@ import PackageDescription
 
 /// Kernels index raw buffers in tight loops; their release builds drop overflow and
 /// precondition checks (input validation happens before data reaches them, and debug
-/// builds — the test suite — keep every check).
-let numeric: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+/// builds — the test suite — keep every check). They are compiled for AVX2 + FMA CPUs
+/// (haswell, 2013 on) so the 8-lane kernels are one instruction each; RINGTRAIN_TARGET_CPU
+/// picks another (x86-64 for any 64-bit x86, native for the build machine).
+#if arch(x86_64)
+let targetCPU = Context.environment["RINGTRAIN_TARGET_CPU"] ?? "haswell"
+#else
+let targetCPU = Context.environment["RINGTRAIN_TARGET_CPU"] ?? "generic"
+#endif
+let numeric: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-target-cpu", targetCPU], .when(configuration: .release))]
 
 let package = Package(
     name: "RingTrain",

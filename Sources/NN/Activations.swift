@@ -150,7 +150,13 @@ public final class GELU: ElementwiseActivation {
         if approximateTanh {
             for i in 0..<n { let z = x[i]; y[i] = 0.5 * z * (1 + tanhf(GELU.k * (z + 0.044715 * z * z * z))) }
         } else {
-            for i in 0..<n { let z = x[i]; y[i] = 0.5 * z * (1 + erff(z * 0.70710678)) }
+            // 0.5·z·(1 + erf(z/√2)) = 0.5·z·erfc(−z/√2): no cancellation for negative z.
+            var i = 0
+            while i + 8 <= n { let z = x.load8(i); y.store8(i, 0.5 * z * VectorMath.erfc(z * -0.70710678)); i += 8 }
+            if i < n {
+                let z = VectorMath.loadPartial(x + i, n - i, fill: 0), v = 0.5 * z * VectorMath.erfc(z * -0.70710678)
+                for j in 0..<(n - i) { y[i + j] = v[j] }
+            }
         }
     }
     override func backwardKernel(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>,
@@ -162,10 +168,17 @@ public final class GELU: ElementwiseActivation {
                 dx[i] = dy[i] * (0.5 * (1 + t) + 0.5 * z * (1 - t * t) * du)
             }
         } else {
+            // Φ(z) + z·φ(z), with Φ(z) = y/z from the forward output (Φ(0) = 1/2): one exp.
             let c = 1 / (2 * Float.pi).squareRoot()
-            for i in 0..<n {
-                let z = x[i]
-                dx[i] = dy[i] * (0.5 * (1 + erff(z * 0.70710678)) + z * c * expf(-0.5 * z * z))
+            @inline(__always) func slope(_ z: Vec8, _ y: Vec8) -> Vec8 {
+                let phi = (y / z).replacing(with: 0.5, where: z .== 0)
+                return phi + z * c * VectorMath.exp(-0.5 * z * z)
+            }
+            var i = 0
+            while i + 8 <= n { dx.store8(i, dy.load8(i) * slope(x.load8(i), y.load8(i))); i += 8 }
+            if i < n {
+                let v = slope(VectorMath.loadPartial(x + i, n - i, fill: 0), VectorMath.loadPartial(y + i, n - i, fill: 0))
+                for j in 0..<(n - i) { dx[i + j] = dy[i + j] * v[j] }
             }
         }
     }

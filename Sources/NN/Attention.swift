@@ -165,15 +165,21 @@ public final class MultiHeadAttention: Layer {
         probs.resize([b, heads, t, s])
         attn.resize([b, t, e])
         let d = headDim, sc = scale
+        let blocks = rowBlocks(t: t, s: s, cross: m != nil)
+        // One (b, h) per task; BLAS runs single-threaded inside (Parallel.busy).
         Parallel.forEach(b * heads) { range in
             for bh in range {
                 let bi = bh / self.heads, h = bh % self.heads
                 let q = self.qkv.data + bi * t * 3 * e + h * d
                 let k = kBase + bi * s * kStride + h * d, v = vBase + bi * s * kStride + h * d
-                let p = self.probs.data + bh * t * s
-                BLAS.gemm(transB: true, m: t, n: s, k: d, alpha: sc, q, lda: 3 * e, k, ldb: kStride, p, ldc: s)
-                self.maskAndSoftmax(p, t: t, s: s, batch: bi, head: h, cross: m != nil)
-                BLAS.gemm(m: t, n: d, k: s, p, lda: s, v, ldb: kStride, self.attn.data + bi * t * e + h * d, ldc: e)
+                let p = self.probs.data + bh * t * s, o = self.attn.data + bi * t * e + h * d
+                for (rows, keys) in blocks {
+                    let r0 = rows.lowerBound
+                    BLAS.gemm(transB: true, m: rows.count, n: keys, k: d, alpha: sc, q + r0 * 3 * e, lda: 3 * e, k, ldb: kStride,
+                              p + r0 * s, ldc: s)
+                    self.maskAndSoftmax(p, rows: rows, keys: keys, s: s, batch: bi, head: h, cross: m != nil)
+                    BLAS.gemm(m: rows.count, n: d, k: keys, p + r0 * s, lda: s, v, ldb: kStride, o + r0 * e, ldc: e)
+                }
             }
         }
         return outProj.forward(attn, training: training)
@@ -187,26 +193,37 @@ public final class MultiHeadAttention: Layer {
         BLAS.gemm(transB: true, m: rows, n: n, k: e, x, lda: e, weight, ldb: e, beta: bias == nil ? 0 : 1, out, ldc: outWidth)
     }
 
-    /// Adds the position bias and the masks to the scores of one (b, h), then softmax per row.
-    private func maskAndSoftmax(_ p: UnsafeMutablePointer<Float>, t: Int, s: Int, batch bi: Int, head h: Int, cross: Bool) {
+    /// Query rows in blocks, each with the number of keys its rows may see: all of them, or for
+    /// causal self-attention only keys up to the block's last row, so the masked upper triangle
+    /// is neither multiplied nor exponentiated (about 5/8 of the work at 32-row blocks).
+    func rowBlocks(t: Int, s: Int, cross: Bool) -> [(rows: Range<Int>, keys: Int)] {
+        guard causal && !cross && t >= 64 else { return [(0..<t, causal && !cross ? min(t, s) : s)] }
+        let r = 32
+        return stride(from: 0, to: t, by: r).map { ($0..<min($0 + r, t), min($0 + r, t, s)) }
+    }
+
+    /// Adds the position bias and the masks to the scores of one (b, h) in `rows` × `keys`, then
+    /// softmax per row (masked scores come out as exact zeros).
+    private func maskAndSoftmax(_ p: UnsafeMutablePointer<Float>, rows: Range<Int>, keys: Int, s: Int, batch bi: Int, head h: Int,
+                                cross: Bool) {
         let pad = cross ? context?.memoryPadding : context?.keyPadding
-        for i in 0..<t {
+        let causalMask = causal && !cross
+        for i in rows {
             let row = p + i * s
-            for j in 0..<s {
-                if (causal && !cross && j > i) || (pad?[bi * s + j] ?? false) { row[j] = -.infinity; continue }
-                switch positions {
-                case .alibi: row[j] -= slopes[h] * Float(abs(i - j))
-                case .t5: row[j] += relativeBias!.value.data[Self.bucket(j - i, bidirectional: !causal) * heads + h]
-                case .none, .rope: break
-                }
+            // Keys a query may see: all, or 0...i when causal.
+            let visible = causalMask ? min(i + 1, keys) : keys
+            switch positions {
+            case .alibi:
+                let m = slopes[h]
+                for j in 0..<visible { row[j] -= m * Float(abs(i - j)) }
+            case .t5:
+                let table = relativeBias!.value.data
+                for j in 0..<visible { row[j] += table[Self.bucket(j - i, bidirectional: !causal) * heads + h] }
+            case .none, .rope: break
             }
-            var mx = -Float.infinity
-            for j in 0..<s where row[j] > mx { mx = row[j] }
-            if mx == -.infinity { row.update(repeating: 0, count: s); continue }   // a query with nothing to attend to
-            var sum: Float = 0
-            for j in 0..<s { let v = expf(row[j] - mx); row[j] = v; sum += v }
-            let inv = 1 / sum
-            for j in 0..<s { row[j] *= inv }
+            if let pad { for j in 0..<visible where pad[bi * s + j] { row[j] = -.infinity } }
+            VectorMath.softmaxRow(row, visible)   // a query with nothing to attend to gets zeros
+            if visible < keys { (row + visible).update(repeating: 0, count: keys - visible) }
         }
     }
 
@@ -256,6 +273,7 @@ public final class MultiHeadAttention: Layer {
         let vBase = m == nil ? qkv.data + 2 * e : kv.data + e
         let (dkBase, dvBase) = m == nil ? (dqkv.data + e, dqkv.data + 2 * e) : (dkv.data, dkv.data + e)
         dprobs.resize([b, heads, t, s])
+        let blocks = rowBlocks(t: t, s: s, cross: m != nil)
         let relGrads = relativeBias.map { _ in [Float](repeating: 0, count: Self.buckets * heads * b * heads) }
         var rel = relGrads ?? []
         rel.withUnsafeMutableBufferPointer { relG in
@@ -266,26 +284,29 @@ public final class MultiHeadAttention: Layer {
                     let dO = dattn.data + bi * t * e + h * d
                     let q = self.qkv.data + bi * t * 3 * e + h * d
                     let k = kBase + bi * s * kStride + h * d, v = vBase + bi * s * kStride + h * d
-                    // dV = Pᵀ·dO, dP = dO·Vᵀ
-                    BLAS.gemm(transA: true, m: s, n: d, k: t, p, lda: s, dO, ldb: e, beta: 1,
-                              dvBase + bi * s * kStride + h * d, ldc: kStride)
-                    BLAS.gemm(transB: true, m: t, n: s, k: d, dO, lda: e, v, ldb: kStride, dp, ldc: s)
-                    // dS = P ⊙ (dP − Σ_j dP⊙P) per row (masked entries have P = 0 and stay 0).
-                    for i in 0..<t {
-                        let pr = p + i * s, dr = dp + i * s
-                        var dot: Float = 0
-                        for j in 0..<s { dot += dr[j] * pr[j] }
-                        for j in 0..<s { dr[j] = pr[j] * (dr[j] - dot) }
-                        if self.positions == .t5, let g = relG.baseAddress {
-                            let slot = g + bh * Self.buckets * self.heads
-                            for j in 0..<s { slot[Self.bucket(j - i, bidirectional: !self.causal) * self.heads + h] += dr[j] }
+                    for (rows, keys) in blocks {
+                        let r0 = rows.lowerBound, n = rows.count
+                        // dV = Pᵀ·dO, dP = dO·Vᵀ
+                        BLAS.gemm(transA: true, m: keys, n: d, k: n, p + r0 * s, lda: s, dO + r0 * e, ldb: e, beta: 1,
+                                  dvBase + bi * s * kStride + h * d, ldc: kStride)
+                        BLAS.gemm(transB: true, m: n, n: keys, k: d, dO + r0 * e, lda: e, v, ldb: kStride, dp + r0 * s, ldc: s)
+                        // dS = P ⊙ (dP − Σ_j dP⊙P) per row (masked entries have P = 0 and stay 0).
+                        for i in rows {
+                            let pr = p + i * s, dr = dp + i * s
+                            var dot: Float = 0
+                            for j in 0..<keys { dot += dr[j] * pr[j] }
+                            for j in 0..<keys { dr[j] = pr[j] * (dr[j] - dot) }
+                            if self.positions == .t5, let g = relG.baseAddress {
+                                let slot = g + bh * Self.buckets * self.heads
+                                for j in 0..<keys { slot[Self.bucket(j - i, bidirectional: !self.causal) * self.heads + h] += dr[j] }
+                            }
                         }
+                        // dQ = dS·K·s, dK = dSᵀ·Q·s
+                        BLAS.gemm(m: n, n: d, k: keys, alpha: sc, dp + r0 * s, lda: s, k, ldb: kStride, beta: 1,
+                                  self.dqkv.data + (bi * t + r0) * 3 * e + h * d, ldc: 3 * e)
+                        BLAS.gemm(transA: true, m: keys, n: d, k: n, alpha: sc, dp + r0 * s, lda: s, q + r0 * 3 * e, ldb: 3 * e, beta: 1,
+                                  dkBase + bi * s * kStride + h * d, ldc: kStride)
                     }
-                    // dQ = dS·K·s, dK = dSᵀ·Q·s
-                    BLAS.gemm(m: t, n: d, k: s, alpha: sc, dp, lda: s, k, ldb: kStride, beta: 1,
-                              self.dqkv.data + bi * t * 3 * e + h * d, ldc: 3 * e)
-                    BLAS.gemm(transA: true, m: s, n: d, k: t, alpha: sc, dp, lda: s, q, ldb: 3 * e, beta: 1,
-                              dkBase + bi * s * kStride + h * d, ldc: kStride)
                 }
             }
         }

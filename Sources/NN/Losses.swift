@@ -64,11 +64,7 @@ public final class SoftmaxCrossEntropy: Loss {
             var total = 0.0
             for r in rows {
                 let z = zd + r * c
-                var m = z[0]
-                for j in 1..<c where z[j] > m { m = z[j] }
-                var s: Float = 0
-                for j in 0..<c { s += expf(z[j] - m) }
-                let logSum = m + logf(s)
+                let logSum = VectorMath.logSumExp(z, c)
                 switch target {
                 case .classes(let labels):
                     let y = Int(labels[r])
@@ -76,7 +72,7 @@ public final class SoftmaxCrossEntropy: Loss {
                     if eps > 0 { for j in 0..<c { l += off * (logSum - z[j]) } }
                     total += Double(l)
                     if let g = gd?.advanced(by: r * c) {
-                        for j in 0..<c { g[j] = (expf(z[j] - logSum) - off) * invB }
+                        VectorMath.expShifted(z, c, shift: logSum, offset: off, scale: invB, into: g)
                         g[y] -= (1 - eps) * invB
                     }
                 case .values(let t):

@@ -141,44 +141,74 @@ public final class Recurrent: Layer {
         for r in 0..<(b * t) { (p + r * g).update(from: u.bih.value.data, count: g) }
         BLAS.gemm(transB: true, m: b * t, n: g, k: inL, x.data, lda: inL, u.wih.value.data, ldb: inL, beta: 1, p, ldc: g)
         let order = u.reverse ? Array((0..<t).reversed()) : Array(0..<t)
-        let R = u.scratch.data, bhh = u.bhh.value.data
+        let R = u.scratch.data, bhh = u.bhh.value.data, whh = u.whh.value.data
         for (k, s) in order.enumerated() {
-            // R = h_{t−1}·W_hhᵀ + b_hh; h_{t−1} is the previous step's column block of `out`.
-            for bi in 0..<b { (R + bi * g).update(from: bhh, count: g) }
             let prevStep = k == 0 ? -1 : order[k - 1]
-            if prevStep >= 0 {
-                BLAS.gemm(transB: true, m: b, n: g, k: h, out.data + prevStep * w + column, lda: t * w,
-                          u.whh.value.data, ldb: h, beta: 1, R, ldc: g)
-            }
-            for bi in 0..<b {
-                let a = p + (bi * t + s) * g, r = R + bi * g
-                let hp = u.prev.data + (bi * t + s) * h
-                if prevStep >= 0 { hp.update(from: out.data + (bi * t + prevStep) * w + column, count: h) } else { hp.update(repeating: 0, count: h) }
-                let ho = out.data + (bi * t + s) * w + column
-                switch cell {
-                case .rnn:
-                    for j in 0..<h { let v = tanhf(a[j] + r[j]); a[j] = v; ho[j] = v }
-                case .lstm:
-                    let c = u.cells.data + (bi * t + s) * h
-                    let cp: UnsafeMutablePointer<Float>? = prevStep >= 0 ? u.cells.data + (bi * t + prevStep) * h : nil
-                    for j in 0..<h {
-                        let i = sigmoid(a[j] + r[j]), f = sigmoid(a[h + j] + r[h + j])
-                        let gg = tanhf(a[2 * h + j] + r[2 * h + j]), o = sigmoid(a[3 * h + j] + r[3 * h + j])
-                        a[j] = i; a[h + j] = f; a[2 * h + j] = gg; a[3 * h + j] = o
-                        let cv = f * (cp?[j] ?? 0) + i * gg
-                        c[j] = cv
-                        ho[j] = o * tanhf(cv)
-                    }
-                case .gru:
-                    let rc = u.rec.data + (bi * t + s) * g
-                    rc.update(from: r, count: g)
-                    for j in 0..<h {
-                        let rr = sigmoid(a[j] + r[j]), z = sigmoid(a[h + j] + r[h + j])
-                        let n = tanhf(a[2 * h + j] + rr * r[2 * h + j])
-                        a[j] = rr; a[h + j] = z; a[2 * h + j] = n
-                        ho[j] = (1 - z) * n + z * hp[j]
+            // Parts of the hidden units in parallel (8-aligned), each its units' gate columns of
+            // R = h_{t−1}·W_hhᵀ + b_hh for the whole batch, then their gates: every part reads
+            // (and BLAS packs) only its share of W_hh. h_{t−1} is the previous step's block of `out`.
+            for bi in 0..<b { (R + bi * g).update(from: bhh, count: g) }
+            Parallel.forEach((h + 7) / 8, grain: 4) { blocks in
+                let j0 = blocks.lowerBound * 8, j1 = min(blocks.upperBound * 8, h)
+                if prevStep >= 0 {
+                    for gate in 0..<self.cell.gates {
+                        BLAS.gemm(transB: true, m: b, n: j1 - j0, k: h, out.data + prevStep * w + column, lda: t * w,
+                                  whh + (gate * h + j0) * h, ldb: h, beta: 1, R + gate * h + j0, ldc: g)
                     }
                 }
+                for bi in 0..<b {
+                    let hp = u.prev.data + (bi * t + s) * h
+                    if prevStep >= 0 {
+                        (hp + j0).update(from: out.data + (bi * t + prevStep) * w + column + j0, count: j1 - j0)
+                    } else {
+                        (hp + j0).update(repeating: 0, count: j1 - j0)
+                    }
+                    self.cellForward(u, a: p + (bi * t + s) * g, r: R + bi * g, hp: hp, out: out.data + (bi * t + s) * w + column,
+                                     row: bi * t + s, prevRow: prevStep >= 0 ? bi * t + prevStep : nil, units: j0..<j1)
+                }
+            }
+        }
+    }
+
+    /// One sample's gates at one step for some hidden units, eight at a time; `a` (the input
+    /// part P_t) is overwritten with the activated gates, which backward reads.
+    @inline(__always)
+    private func cellForward(_ u: Unit, a: UnsafeMutablePointer<Float>, r: UnsafeMutablePointer<Float>, hp: UnsafeMutablePointer<Float>,
+                             out ho: UnsafeMutablePointer<Float>, row: Int, prevRow: Int?, units: Range<Int>) {
+        let h = hidden, n = units.upperBound
+        typealias V = VectorMath
+        switch cell {
+        case .rnn:
+            for j in stride(from: units.lowerBound, to: n, by: 8) {
+                let v = V.tanh(a.load8(j, upTo: n) + r.load8(j, upTo: n))
+                a.store8(j, v, upTo: n); ho.store8(j, v, upTo: n)
+            }
+        case .lstm:
+            let c = u.cells.data + row * h
+            let cp = prevRow.map { u.cells.data + $0 * h }
+            let (ai, af, ag, ao) = (a, a + h, a + 2 * h, a + 3 * h)
+            let (ri, rf, rg, ro) = (r, r + h, r + 2 * h, r + 3 * h)
+            for j in stride(from: units.lowerBound, to: n, by: 8) {
+                let i = V.sigmoid(ai.load8(j, upTo: n) + ri.load8(j, upTo: n))
+                let f = V.sigmoid(af.load8(j, upTo: n) + rf.load8(j, upTo: n))
+                let gg = V.tanh(ag.load8(j, upTo: n) + rg.load8(j, upTo: n))
+                let o = V.sigmoid(ao.load8(j, upTo: n) + ro.load8(j, upTo: n))
+                ai.store8(j, i, upTo: n); af.store8(j, f, upTo: n); ag.store8(j, gg, upTo: n); ao.store8(j, o, upTo: n)
+                let cv = f * (cp?.load8(j, upTo: n) ?? Vec8(repeating: 0)) + i * gg
+                c.store8(j, cv, upTo: n)
+                ho.store8(j, o * V.tanh(cv), upTo: n)
+            }
+        case .gru:
+            let rc = u.rec.data + row * cell.gates * h
+            for gate in 0..<3 { (rc + gate * h + units.lowerBound).update(from: r + gate * h + units.lowerBound, count: units.count) }
+            let (ar, az, an) = (a, a + h, a + 2 * h)
+            let (rr, rz, rn) = (r, r + h, r + 2 * h)
+            for j in stride(from: units.lowerBound, to: n, by: 8) {
+                let re = V.sigmoid(ar.load8(j, upTo: n) + rr.load8(j, upTo: n))
+                let z = V.sigmoid(az.load8(j, upTo: n) + rz.load8(j, upTo: n))
+                let nn = V.tanh(an.load8(j, upTo: n) + re * rn.load8(j, upTo: n))
+                ar.store8(j, re, upTo: n); az.store8(j, z, upTo: n); an.store8(j, nn, upTo: n)
+                ho.store8(j, (Vec8(repeating: 1) - z) * nn + z * hp.load8(j, upTo: n), upTo: n)
             }
         }
     }
@@ -220,62 +250,79 @@ public final class Recurrent: Layer {
         u.dh.resize([b, h]); u.dh.zero()
         if cell == .lstm { u.dc.resize([b, h]); u.dc.zero() }
         let order = u.reverse ? Array((0..<t).reversed()) : Array(0..<t)
-        let a = u.pre.data, dp = u.dpre.data, dr = dR.data, dhn = u.dh.data
+        let a = u.pre.data, dp = u.dpre.data, dr = dR.data, dhn = u.dh.data, whh = u.whh.value.data
         for k in stride(from: t - 1, through: 0, by: -1) {
             let s = order[k]
-            for bi in 0..<b {
-                let row = (bi * t + s)
-                let gate = a + row * g, dgate = dp + row * g, drow = dr + row * g
-                let hp = u.prev.data + row * h, dn = dhn + bi * h
-                let hout = out.data + row * w + column, dhout = dout.data + row * w + column
-                switch cell {
-                case .rnn:
-                    for j in 0..<h {
-                        let dh = dhout[j] + dn[j]
-                        dgate[j] = dh * (1 - hout[j] * hout[j])
-                    }
-                case .lstm:
-                    let c = u.cells.data + row * h, dc = u.dc.data + bi * h
-                    let cp: UnsafeMutablePointer<Float>? = k > 0 ? u.cells.data + (bi * t + order[k - 1]) * h : nil
-                    for j in 0..<h {
-                        let i = gate[j], f = gate[h + j], gg = gate[2 * h + j], o = gate[3 * h + j]
-                        let dh = dhout[j] + dn[j], tc = tanhf(c[j])
-                        let dcv = dh * o * (1 - tc * tc) + dc[j]
-                        dgate[j] = dcv * gg * i * (1 - i)
-                        dgate[h + j] = dcv * (cp?[j] ?? 0) * f * (1 - f)
-                        dgate[2 * h + j] = dcv * i * (1 - gg * gg)
-                        dgate[3 * h + j] = dh * tc * o * (1 - o)
-                        dc[j] = dcv * f
-                    }
-                case .gru:
-                    let rc = u.rec.data + row * g
-                    for j in 0..<h {
-                        let r = gate[j], z = gate[h + j], n = gate[2 * h + j]
-                        let dh = dhout[j] + dn[j]
-                        let dan = dh * (1 - z) * (1 - n * n)
-                        let dz = dh * (hp[j] - n)
-                        let dr = dan * rc[2 * h + j] * r * (1 - r)
-                        dgate[j] = dr; dgate[h + j] = dz * z * (1 - z); dgate[2 * h + j] = dan
-                        drow[j] = dr; drow[h + j] = dgate[h + j]; drow[2 * h + j] = dan * r
-                        dn[j] = dh * z        // the direct path to h_{t−1}; W_hh's is added below
-                    }
+            // Parts of the batch in parallel: their gates' gradients, then dh_{t−1} = dR_t·W_hh
+            // for their rows (GRU's direct z path is already in dh).
+            Parallel.forEach(b, grain: 4) { rows in
+                for bi in rows {
+                    let row = bi * t + s
+                    self.cellBackward(u, gate: a + row * g, dgate: dp + row * g, drow: dr + row * g, hp: u.prev.data + row * h,
+                                      dn: dhn + bi * h, hout: out.data + row * w + column, dhout: dout.data + row * w + column,
+                                      row: row, prevRow: k > 0 ? bi * t + order[k - 1] : nil, batchRow: bi)
                 }
-            }
-            // dh_{t−1} = dR_t · W_hh (+ GRU's direct z path already in dh).
-            if k > 0 {
-                BLAS.gemm(m: b, n: h, k: g, dr + s * g, lda: t * g, u.whh.value.data, ldb: h,
-                          beta: cell == .gru ? 1 : 0, dhn, ldc: h)
+                if k > 0 {
+                    let r0 = rows.lowerBound
+                    BLAS.gemm(m: rows.count, n: h, k: g, dr + (r0 * t + s) * g, lda: t * g, whh, ldb: h,
+                              beta: self.cell == .gru ? 1 : 0, dhn + r0 * h, ldc: h)
+                }
             }
         }
         // Parameter gradients over every step at once.
         BLAS.gemm(transA: true, m: g, n: inL, k: b * t, dp, lda: g, x.data, ldb: inL, beta: 1, u.wih.grad.data, ldc: inL)
         BLAS.gemm(transA: true, m: g, n: h, k: b * t, dr, lda: g, u.prev.data, ldb: h, beta: 1, u.whh.grad.data, ldc: h)
         let bi = u.bih.grad.data, bh = u.bhh.grad.data
-        for r in 0..<(b * t) {
-            let p = dp + r * g, q = dr + r * g
-            for j in 0..<g { bi[j] += p[j]; bh[j] += q[j] }
+        Parallel.forEach(g, grain: 64) { cols in
+            for r in 0..<(b * t) {
+                let p = dp + r * g, q = dr + r * g
+                for j in cols { bi[j] += p[j]; bh[j] += q[j] }
+            }
         }
         if let gx { BLAS.gemm(m: b * t, n: inL, k: g, dp, lda: g, u.wih.value.data, ldb: inL, beta: 1, gx.data, ldc: inL) }
+    }
+
+    /// One sample's gate gradients at one step from dh = dout + dn (dn: the gradient arriving
+    /// from step t+1, replaced by GRU's direct path to h_{t−1}); LSTM carries dc in `u.dc`.
+    @inline(__always)
+    private func cellBackward(_ u: Unit, gate: UnsafeMutablePointer<Float>, dgate: UnsafeMutablePointer<Float>,
+                              drow: UnsafeMutablePointer<Float>, hp: UnsafeMutablePointer<Float>, dn: UnsafeMutablePointer<Float>,
+                              hout: UnsafeMutablePointer<Float>, dhout: UnsafeMutablePointer<Float>, row: Int, prevRow: Int?,
+                              batchRow bi: Int) {
+        let h = hidden, one = Vec8(repeating: 1)
+        switch cell {
+        case .rnn:
+            for j in stride(from: 0, to: h, by: 8) {
+                let dh = dhout.load8(j, upTo: h) + dn.load8(j, upTo: h), y = hout.load8(j, upTo: h)
+                dgate.store8(j, dh * (one - y * y), upTo: h)
+            }
+        case .lstm:
+            let c = u.cells.data + row * h, dc = u.dc.data + bi * h
+            let cp = prevRow.map { u.cells.data + $0 * h }
+            for j in stride(from: 0, to: h, by: 8) {
+                let i = gate.load8(j, upTo: h), f = (gate + h).load8(j, upTo: h)
+                let gg = (gate + 2 * h).load8(j, upTo: h), o = (gate + 3 * h).load8(j, upTo: h)
+                let dh = dhout.load8(j, upTo: h) + dn.load8(j, upTo: h), tc = VectorMath.tanh(c.load8(j, upTo: h))
+                let dcv = dh * o * (one - tc * tc) + dc.load8(j, upTo: h)
+                dgate.store8(j, dcv * gg * i * (one - i), upTo: h)
+                (dgate + h).store8(j, dcv * (cp?.load8(j, upTo: h) ?? Vec8(repeating: 0)) * f * (one - f), upTo: h)
+                (dgate + 2 * h).store8(j, dcv * i * (one - gg * gg), upTo: h)
+                (dgate + 3 * h).store8(j, dh * tc * o * (one - o), upTo: h)
+                dc.store8(j, dcv * f, upTo: h)
+            }
+        case .gru:
+            let rc = u.rec.data + row * cell.gates * h
+            for j in stride(from: 0, to: h, by: 8) {
+                let r = gate.load8(j, upTo: h), z = (gate + h).load8(j, upTo: h), n = (gate + 2 * h).load8(j, upTo: h)
+                let dh = dhout.load8(j, upTo: h) + dn.load8(j, upTo: h)
+                let dan = dh * (one - z) * (one - n * n)
+                let dz = dh * (hp.load8(j, upTo: h) - n) * z * (one - z)
+                let dr = dan * (rc + 2 * h).load8(j, upTo: h) * r * (one - r)
+                dgate.store8(j, dr, upTo: h); (dgate + h).store8(j, dz, upTo: h); (dgate + 2 * h).store8(j, dan, upTo: h)
+                drow.store8(j, dr, upTo: h); (drow + h).store8(j, dz, upTo: h); (drow + 2 * h).store8(j, dan * r, upTo: h)
+                dn.store8(j, dh * z, upTo: h)        // the direct path to h_{t−1}; W_hh's is added after
+            }
+        }
     }
 
     // MARK: reference

@@ -57,7 +57,13 @@ public final class TransformerEncoderLayer: Layer {
     /// out = a + b, into a buffer this layer owns (sublayers may hand back their input).
     static func add(_ a: Tensor, _ b: Tensor, into out: Tensor) -> Tensor {
         out.resize(a.shape)
-        for i in 0..<a.count { out.data[i] = a.data[i] + b.data[i] }
+        let n = a.count, x = a.data, y = b.data, o = out.data
+        Parallel.forEach((n + 7) / 8, grain: 4096) { r in
+            let lo = r.lowerBound * 8, hi = min(r.upperBound * 8, n)
+            var i = lo
+            while i + 8 <= hi { o.store8(i, x.load8(i) + y.load8(i)); i += 8 }
+            while i < hi { o[i] = x[i] + y[i]; i += 1 }
+        }
         return out
     }
 

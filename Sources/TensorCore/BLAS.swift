@@ -1,6 +1,9 @@
 import CBLAS
 
 /// Thin wrappers over OpenBLAS. Everything is row-major Float32.
+///
+/// A large product is cut into one slab of C's rows (or columns, when C is wider than tall) per core,
+/// each a single-threaded sgemm, run on the same pool as the element-wise kernels.
 public enum BLAS {
     /// C[m×n] = alpha · op(A)[m×k] · op(B)[k×n] + beta · C.
     /// `lda`, `ldb`, `ldc` are row strides of A, B, C as stored (before the transpose).
@@ -18,6 +21,40 @@ public enum BLAS {
             for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } }
             return
         }
+        _ = configured
+        let parts = Parallel.width
+        if parts > 1 && !Parallel.busy && m * n * k >= splitThreshold && max(m, n) >= 16 * parts {
+            // Along the longer side of C, so each part reads the smaller operand whole only once.
+            if m >= n {
+                // Rows of C: rows of op(A) (columns of A when transposed).
+                Parallel.forEach(m) { r in
+                    let a0 = transA ? a + r.lowerBound : a + r.lowerBound * lda
+                    single(transA, transB, r.count, n, k, alpha, a0, lda, b, ldb, beta, c + r.lowerBound * ldc, ldc)
+                }
+            } else {
+                // Columns of C: columns of op(B) (rows of B when transposed).
+                Parallel.forEach(n) { r in
+                    let b0 = transB ? b + r.lowerBound * ldb : b + r.lowerBound
+                    single(transA, transB, m, r.count, k, alpha, a, lda, b0, ldb, beta, c + r.lowerBound, ldc)
+                }
+            }
+            return
+        }
+        single(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    }
+
+    /// Products at least this large (m·n·k) are split across the cores.
+    public static let splitThreshold = 1 << 17
+    /// OpenBLAS runs each call on one thread and `gemm` splits large products across
+    /// `Parallel.width` cores itself: one thread pool for products and element-wise kernels.
+    /// (OpenBLAS's own workers spin on sched_yield between calls, taking the cores from the
+    /// element-wise work: a fifth of a Transformer step.)
+    static let configured: Void = { openblas_set_num_threads(1) }()
+
+    @inline(__always)
+    static func single(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+                       _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int, _ beta: Float,
+                       _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
         cblas_sgemm(CblasRowMajor,
                     transA ? CblasTrans : CblasNoTrans,
                     transB ? CblasTrans : CblasNoTrans,
@@ -36,10 +73,13 @@ public enum BLAS {
         n > 0 ? cblas_sdot(Int32(n), x, 1, y, 1) : 0
     }
 
-    /// Number of threads OpenBLAS uses for one call.
+    /// Cores one product (and every parallel kernel) uses: `Parallel.width`.
     public static var threads: Int {
-        get { Int(openblas_get_num_threads()) }
-        set { openblas_set_num_threads(Int32(max(1, newValue))) }
+        get { Parallel.width }
+        set {
+            _ = configured
+            Parallel.width = max(1, newValue)
+        }
     }
 
     /// The OpenBLAS build string (core type, threading model).

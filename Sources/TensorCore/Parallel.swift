@@ -1,12 +1,13 @@
-import Dispatch
 import Glibc
 
-/// Splits loops that are not BLAS calls (im2col, pooling, element-wise kernels) across the
-/// cores, which would otherwise idle while one thread does them.
+/// Splits loops across the cores: element-wise kernels, im2col, pooling, per-head attention,
+/// and the slabs of large BLAS products (BLAS.gemm), all on one pool of threads (ThreadPool).
+/// A loop's partition depends only on n, grain and `width`, never on who else is running, so
+/// results are the same bits whether its parts ran in parallel or one after another.
 public enum Parallel {
     /// Worker count: the online cores (the training process owns the machine, or its share of
     /// it through OPENBLAS_NUM_THREADS, which launchers set per worker).
-    public static let width: Int = {
+    public nonisolated(unsafe) static var width: Int = {
         if let e = getenv("OPENBLAS_NUM_THREADS"), let n = Int(String(cString: e)), n >= 1 { return n }
         return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
     }()
@@ -16,9 +17,10 @@ public enum Parallel {
     @inline(__always)
     public static func forEach(_ n: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
         let parts = min(width, n / max(grain, 1))
-        if parts <= 1 { body(0..<n); return }
-        DispatchQueue.concurrentPerform(iterations: parts) { p in
-            body((p * n / parts)..<((p + 1) * n / parts))
+        if parts <= 1 || busy { body(0..<n); return }
+        withoutActuallyEscaping(body) { body in
+            let part = { (p: Int) in body((p * n / parts)..<((p + 1) * n / parts)) }
+            if !pool.run(parts, part) { for p in 0..<parts { part(p) } }
         }
     }
 
@@ -30,10 +32,26 @@ public enum Parallel {
         if parts <= 1 { return body(0..<n) }
         var results = [Double](repeating: 0, count: parts)
         results.withUnsafeMutableBufferPointer { res in
-            DispatchQueue.concurrentPerform(iterations: parts) { p in
-                res[p] = body((p * n / parts)..<((p + 1) * n / parts))
+            forEach(parts) { ps in
+                for p in ps { res[p] = body((p * n / parts)..<((p + 1) * n / parts)) }
             }
         }
         return results.reduce(0, +)
     }
+
+    /// Whether this thread is running a part of a parallel loop: nested loops (a BLAS product
+    /// inside the loop over attention heads) then run serially in their part instead of
+    /// oversubscribing the cores. Per thread, so concurrent callers never change each other's
+    /// strategy (or bits).
+    public static var busy: Bool { pthread_getspecific(insideKey) != nil }
+
+    static func markInside(_ inside: Bool) { pthread_setspecific(insideKey, inside ? marker : nil) }
+
+    private static let insideKey: pthread_key_t = {
+        var k = pthread_key_t()
+        pthread_key_create(&k, nil)
+        return k
+    }()
+    private static let marker = UnsafeMutableRawPointer(bitPattern: 1)
+    private static let pool = ThreadPool(helpers: max(width - 1, 0))
 }

@@ -3,16 +3,16 @@
 public typealias Vec8 = SIMD8<Float>
 
 extension UnsafePointer where Pointee == Float {
-    @inline(__always) public func load8(_ i: Int) -> Vec8 {
+    @inlinable @inline(__always) public func load8(_ i: Int) -> Vec8 {
         UnsafeRawPointer(self + i).loadUnaligned(as: Vec8.self)
     }
 }
 
 extension UnsafeMutablePointer where Pointee == Float {
-    @inline(__always) public func load8(_ i: Int) -> Vec8 {
+    @inlinable @inline(__always) public func load8(_ i: Int) -> Vec8 {
         UnsafeRawPointer(self + i).loadUnaligned(as: Vec8.self)
     }
-    @inline(__always) public func store8(_ i: Int, _ v: Vec8) {
+    @inlinable @inline(__always) public func store8(_ i: Int, _ v: Vec8) {
         UnsafeMutableRawPointer(self + i).storeBytes(of: v, as: Vec8.self)
     }
 }

@@ -23,19 +23,30 @@ struct BenchLayers: ParsableCommand {
         let layers = model.network.layers
         var inputs: [Tensor] = []
         var h = x
-        for l in layers { inputs.append(h); h = l.forward(h, training: true) }
+        // A model reading ids: random ids into its first layer, which is timed on them.
+        var ids: IntTensor?
+        if let e = layers.first as? IndexInputLayer, let v = (e as? Embedding)?.vocabulary {
+            ids = IntTensor((0..<x.count).map { _ in Int32(rng.below(v)) }, shape: x.shape)
+            h = e.forward(indices: ids!, training: true)
+            inputs.append(x)
+        }
+        for l in layers.dropFirst(ids == nil ? 0 : 1) { inputs.append(h); h = l.forward(h, training: true) }
         let dy = Tensor(shape: h.shape)
         for i in 0..<dy.count { dy[i] = rng.normal() * 0.01 }
         var total = 0.0
         print("layer                     forward ms  backward ms")
         for (i, l) in layers.enumerated() {
-            let out = l.forward(inputs[i], training: true)
+            let run = { () -> Tensor in
+                if i == 0, let ids, let e = l as? IndexInputLayer { return e.forward(indices: ids, training: true) }
+                return l.forward(inputs[i], training: true)
+            }
+            let out = run()
             let g = i == layers.count - 1 ? dy : Tensor(shape: out.shape)
             let first = layers.firstIndex { !$0.namedParameters().isEmpty } ?? 0
             let need = i > first
-            for _ in 0..<10 { _ = l.forward(inputs[i], training: true); _ = l.backward(g, needInputGrad: need) }
+            for _ in 0..<10 { _ = run(); _ = l.backward(g, needInputGrad: need) }
             var t0 = monotonicSeconds()
-            for _ in 0..<reps { _ = l.forward(inputs[i], training: true) }
+            for _ in 0..<reps { _ = run() }
             let f = (monotonicSeconds() - t0) / Double(reps)
             t0 = monotonicSeconds()
             for _ in 0..<reps { _ = l.backward(g, needInputGrad: need) }

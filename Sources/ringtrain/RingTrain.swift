@@ -4,6 +4,7 @@ import TensorCore
 
 @main
 struct RingTrain: ParsableCommand {
+
     static let configuration = CommandConfiguration(
         commandName: "ringtrain",
         abstract: "Data-parallel deep-learning training on CPUs over ZeroMQ.",
