@@ -80,3 +80,39 @@ extension ConfigValue: ExpressibleByDictionaryLiteral {
         self = .map(elements.map { ConfigEntry(key: $0.0, value: $0.1) })
     }
 }
+
+extension ConfigValue {
+    /// This tree with the value at a dotted path replaced (`train.max_steps`, `model.layers.2.out`):
+    /// map keys are created as needed, list elements are addressed by index. The error names the
+    /// part of the path that does not fit.
+    public func setting(_ path: String, to value: ConfigValue, source: String) throws -> ConfigValue {
+        let keys = path.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        guard !keys.isEmpty, !keys.contains(where: \.isEmpty) else {
+            throw ConfigError(source: source, path: path, "expected a dotted path such as train.max_steps")
+        }
+        func set(_ node: ConfigValue, _ i: Int) throws -> ConfigValue {
+            if i == keys.count { return value }
+            let key = keys[i], at = keys[0...i].joined(separator: ".")
+            switch node {
+            case .map(var entries):
+                if let k = entries.firstIndex(where: { $0.key == key }) {
+                    entries[k].value = try set(entries[k].value, i + 1)
+                } else {
+                    entries.append(ConfigEntry(key: key, value: try set(.null, i + 1)))
+                }
+                return .map(entries)
+            case .null:
+                return .map([ConfigEntry(key: key, value: try set(.null, i + 1))])
+            case .list(var items):
+                guard let k = Int(key), items.indices.contains(k) else {
+                    throw ConfigError(source: source, path: at, "is a list of \(items.count); expected an index 0…\(items.count - 1)")
+                }
+                items[k] = try set(items[k], i + 1)
+                return .list(items)
+            default:
+                throw ConfigError(source: source, path: keys[0..<i].joined(separator: "."), "is \(node.summary), not a mapping")
+            }
+        }
+        return try set(self, 0)
+    }
+}

@@ -95,6 +95,13 @@ public struct Tokenizer: Equatable, Sendable {
         return (out, nil)
     }
 
+    /// The UTF-8 bytes of ids (a byte id may be part of a character; printing bytes as they
+    /// come lets the terminal join them).
+    public func bytes(_ ids: [Int32]) -> [UInt8] {
+        if kind == .byte { return ids.map { UInt8(truncatingIfNeeded: $0) } }
+        return ids.flatMap { Int($0) < symbols.count && $0 >= 0 ? Array(symbols[Int($0)].utf8) : Array("\u{FFFD}".utf8) }
+    }
+
     public func decode(_ ids: [Int32]) -> String {
         if kind == .byte { return String(decoding: ids.map { UInt8(truncatingIfNeeded: $0) }, as: UTF8.self) }
         return ids.map { Int($0) < symbols.count && $0 >= 0 ? symbols[Int($0)] : "\u{FFFD}" }.joined()

@@ -383,3 +383,7 @@ let activationKinds = [
     LayerKind("softmax") { _, c in Softmax(c.inputShape, log: false) },
     LayerKind("log_softmax") { _, c in Softmax(c.inputShape, log: true) },
 ]
+
+/// Element-wise, and softmax over the last axis: each position alone while generating.
+extension ElementwiseActivation: PositionWise {}
+extension Softmax: PositionWise {}

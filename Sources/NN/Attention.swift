@@ -69,6 +69,13 @@ public final class MultiHeadAttention: Layer {
     private let memoryGrad = Tensor.workspace()
     private let rot: (cos: [Float], sin: [Float])
     private let slopes: [Float]
+    // Generation: keys and values of the positions decoded so far, position-major
+    // [positions, B, E] so a new position appends; the step's projections and output.
+    private var cacheK: [Float] = [], cacheV: [Float] = []
+    private var cached = 0, cacheBatch = 0
+    private let stepQKV = Tensor.workspace()     // [B, 3E]
+    private let stepOut = Tensor.workspace()     // [B, E]
+    private var stepScores: [Float] = []
 
     public init(embed: Int, heads: Int, steps: Int, causal: Bool, positions: AttentionPositions = .none, bias: Bool = true,
                 context: SequenceContext? = nil, memorySteps: Int? = nil) {
@@ -412,5 +419,76 @@ public final class MultiHeadAttention: Layer {
         if positions == .rope && (e / h) % 2 != 0 { throw r.error("positions", "rope needs an even head width, got \(e / h)") }
         return MultiHeadAttention(embed: e, heads: h, steps: c.inputShape[0], causal: try r.bool("causal", default: false),
                                   positions: positions, bias: try r.bool("bias", default: true), context: c.sequence)
+    }
+}
+
+// MARK: generation
+
+extension MultiHeadAttention: StepDecoding {
+    public var decodeBlocker: String? {
+        causal ? nil : "its attention is not causal (a decoder generating token by token needs causal: true)"
+    }
+
+    /// One new position p per sample (x `[B, E]`): its q, k, v; k and v join the cache; the query
+    /// attends over positions 0…p with the layer's position bias (RoPE angles, ALiBi slopes and T5
+    /// buckets computed for p, so past the training context too).
+    ///
+    ///     per (b, h):  s[0…p] = q·K[0…p]ᵀ·scale + bias;  P = softmax(s);  o = P·V[0…p]   (sgemm each)
+    public func decodeStep(_ x: Tensor, position p: Int) -> Tensor {
+        let e = embed, d = headDim, b = x.count / e
+        if p == 0 || cacheBatch != b { cached = 0; cacheBatch = b; cacheK.removeAll(keepingCapacity: true); cacheV.removeAll(keepingCapacity: true) }
+        precondition(p == cached, "attention decoded position \(p) after \(cached) cached positions")
+        stepQKV.resize([b, 3 * e])
+        project(x.data, rows: b, weight: inProjWeight.value.data, bias: inProjBias?.value.data, out: stepQKV.data, outWidth: 3 * e, n: 3 * e)
+        let qkv = stepQKV.data
+        if positions == .rope {
+            let half = d / 2
+            for i in 0..<half {
+                let angle = Double(p) * pow(10000, -2 * Double(i) / Double(d))
+                let c = Float(cos(angle)), sn = Float(sin(angle))
+                for bi in 0..<b {
+                    for off in [0, e] {
+                        for h in 0..<heads {
+                            let v = qkv + bi * 3 * e + off + h * d
+                            let a = v[i], bb = v[i + half]
+                            v[i] = a * c - bb * sn
+                            v[i + half] = a * sn + bb * c
+                        }
+                    }
+                }
+            }
+        }
+        for bi in 0..<b {
+            cacheK.append(contentsOf: UnsafeBufferPointer(start: qkv + bi * 3 * e + e, count: e))
+            cacheV.append(contentsOf: UnsafeBufferPointer(start: qkv + bi * 3 * e + 2 * e, count: e))
+        }
+        cached = p + 1
+        let n = p + 1, stride = b * e, sc = scale
+        if stepScores.count < n { stepScores = [Float](repeating: 0, count: max(n, 2 * stepScores.count)) }
+        stepOut.resize([b, e])
+        cacheK.withUnsafeBufferPointer { kc in
+            cacheV.withUnsafeBufferPointer { vc in
+                stepScores.withUnsafeMutableBufferPointer { sbuf in
+                    let scores = sbuf.baseAddress!
+                    for bi in 0..<b {
+                        for h in 0..<heads {
+                            BLAS.gemm(transB: true, m: 1, n: n, k: d, alpha: sc, qkv + bi * 3 * e + h * d, lda: 3 * e,
+                                      kc.baseAddress! + bi * e + h * d, ldb: stride, scores, ldc: n)
+                            switch positions {
+                            case .alibi: for j in 0..<n { scores[j] -= slopes[h] * Float(p - j) }
+                            case .t5:
+                                let table = relativeBias!.value.data
+                                for j in 0..<n { scores[j] += table[Self.bucket(j - p, bidirectional: false) * heads + h] }
+                            case .none, .rope: break
+                            }
+                            VectorMath.softmaxRow(scores, n)
+                            BLAS.gemm(m: 1, n: d, k: n, scores, lda: n, vc.baseAddress! + bi * e + h * d, ldb: stride,
+                                      stepOut.data + bi * e + h * d, ldc: e)
+                        }
+                    }
+                }
+            }
+        }
+        return outProj.forward(stepOut, training: false)
     }
 }

@@ -80,3 +80,6 @@ public final class Dropout: Layer {
         return inputGrad
     }
 }
+
+/// The identity in evaluation, so also while generating.
+extension Dropout: PositionWise {}

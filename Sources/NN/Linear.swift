@@ -126,3 +126,6 @@ public final class Linear: Layer {
         },
     ]
 }
+
+/// Each position alone: generation runs it on `[B, in]`.
+extension Linear: PositionWise {}

@@ -503,3 +503,11 @@ let normalizationKinds = [
                             affine: try r.bool("affine", default: false))
     },
 ]
+
+/// Per position when it normalizes the last axis only (as every Transformer's LayerNorm).
+extension LayerNorm: StepDecoding {
+    public func decodeStep(_ x: Tensor, position: Int) -> Tensor { forward(x, training: false) }
+    public var decodeBlocker: String? {
+        normalizedShape.count == 1 ? nil : "it normalizes over \(normalizedShape), across positions"
+    }
+}

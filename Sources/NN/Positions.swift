@@ -111,3 +111,28 @@ let positionKinds = [
         return LearnedPositions(shape: c.inputShape, maxLength: maxLen, std: Float(try r.double("std", default: 1, min: 0)))
     },
 ]
+
+/// One position while generating: PE[p] computed for any p (so past the training context).
+extension SinusoidalPositions: StepDecoding {
+    public func decodeStep(_ x: Tensor, position p: Int) -> Tensor {
+        output.resize(x.shape)
+        let e = outputShape[1], rows = x.count / e
+        for i in 0..<e {
+            let angle = Double(p) / pow(10000, Double(i / 2 * 2) / Double(e))
+            let pe = Float(i % 2 == 0 ? sin(angle) : cos(angle))
+            for r in 0..<rows { output.data[r * e + i] = x.data[r * e + i] + pe }
+        }
+        return output
+    }
+}
+
+/// One position while generating: row p of the table (the generator keeps p below its length).
+extension LearnedPositions: StepDecoding {
+    public func decodeStep(_ x: Tensor, position p: Int) -> Tensor {
+        precondition(p < maxLength, "position \(p) is past the learned position table (\(maxLength))")
+        output.resize(x.shape)
+        let e = outputShape[1], rows = x.count / e, w = weight.value.data + p * e
+        for r in 0..<rows { for i in 0..<e { output.data[r * e + i] = x.data[r * e + i] + w[i] } }
+        return output
+    }
+}

@@ -48,6 +48,10 @@ public final class Recurrent: Layer {
         let dh = Tensor.workspace()         // [B, H] gradient flowing to h_{t−1}
         let dc = Tensor.workspace()         // [B, H] LSTM
         let scratch = Tensor.workspace()    // [B, G·H]
+        // Generation: the state after the last decoded position, and one step's buffers.
+        let stateH = Tensor.workspace(), stateC = Tensor.workspace()    // [B, H]
+        let nextH = Tensor.workspace(), nextC = Tensor.workspace()
+        let stepP = Tensor.workspace(), stepR = Tensor.workspace(), stepRC = Tensor.workspace()   // [B, G·H]
         init(_ wih: Parameter, _ whh: Parameter, _ bih: Parameter, _ bhh: Parameter, reverse: Bool) {
             (self.wih, self.whh, self.bih, self.bhh, self.reverse) = (wih, whh, bih, bhh, reverse)
         }
@@ -163,8 +167,10 @@ public final class Recurrent: Layer {
                     } else {
                         (hp + j0).update(repeating: 0, count: j1 - j0)
                     }
-                    self.cellForward(u, a: p + (bi * t + s) * g, r: R + bi * g, hp: hp, out: out.data + (bi * t + s) * w + column,
-                                     row: bi * t + s, prevRow: prevStep >= 0 ? bi * t + prevStep : nil, units: j0..<j1)
+                    let row = bi * t + s
+                    self.cellForward(a: p + row * g, r: R + bi * g, hp: hp, out: out.data + row * w + column,
+                                     c: u.cells.data + row * h, cp: prevStep >= 0 ? u.cells.data + (bi * t + prevStep) * h : nil,
+                                     rc: u.rec.data + row * g, units: j0..<j1)
                 }
             }
         }
@@ -173,8 +179,10 @@ public final class Recurrent: Layer {
     /// One sample's gates at one step for some hidden units, eight at a time; `a` (the input
     /// part P_t) is overwritten with the activated gates, which backward reads.
     @inline(__always)
-    private func cellForward(_ u: Unit, a: UnsafeMutablePointer<Float>, r: UnsafeMutablePointer<Float>, hp: UnsafeMutablePointer<Float>,
-                             out ho: UnsafeMutablePointer<Float>, row: Int, prevRow: Int?, units: Range<Int>) {
+    /// LSTM: `c` receives c_t, `cp` holds c_{t−1} (nil: zero). GRU: `rc` keeps R for backward.
+    private func cellForward(a: UnsafeMutablePointer<Float>, r: UnsafeMutablePointer<Float>, hp: UnsafeMutablePointer<Float>,
+                             out ho: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>, cp: UnsafeMutablePointer<Float>?,
+                             rc: UnsafeMutablePointer<Float>, units: Range<Int>) {
         let h = hidden, n = units.upperBound
         typealias V = VectorMath
         switch cell {
@@ -184,8 +192,6 @@ public final class Recurrent: Layer {
                 a.store8(j, v, upTo: n); ho.store8(j, v, upTo: n)
             }
         case .lstm:
-            let c = u.cells.data + row * h
-            let cp = prevRow.map { u.cells.data + $0 * h }
             let (ai, af, ag, ao) = (a, a + h, a + 2 * h, a + 3 * h)
             let (ri, rf, rg, ro) = (r, r + h, r + 2 * h, r + 3 * h)
             for j in stride(from: units.lowerBound, to: n, by: 8) {
@@ -199,7 +205,6 @@ public final class Recurrent: Layer {
                 ho.store8(j, o * V.tanh(cv), upTo: n)
             }
         case .gru:
-            let rc = u.rec.data + row * cell.gates * h
             for gate in 0..<3 { (rc + gate * h + units.lowerBound).update(from: r + gate * h + units.lowerBound, count: units.count) }
             let (ar, az, an) = (a, a + h, a + 2 * h)
             let (rr, rz, rn) = (r, r + h, r + 2 * h)
@@ -391,5 +396,45 @@ public final class Recurrent: Layer {
                              layers: try r.int("layers", default: 1, min: 1), bidirectional: try r.bool("bidirectional", default: false),
                              steps: c.inputShape[0], lastOnly: last)
         }
+    }
+}
+
+// MARK: generation
+
+extension Recurrent: StepDecoding {
+    public var decodeBlocker: String? {
+        if bidirectional { return "it is bidirectional (its reverse direction reads later positions)" }
+        if lastOnly { return "it returns only the last step (output: last), not one output per position" }
+        return nil
+    }
+
+    /// One step of every layer for x `[B, in]`, from the state the previous position left
+    /// (zero at position 0): the two products and the gates, as one step of `forward`.
+    public func decodeStep(_ x: Tensor, position p: Int) -> Tensor {
+        let h = hidden, g = cell.gates * h, b = x.count / inputSize
+        var cur = x
+        for u in units {
+            let inL = cur.count / b
+            if p == 0 || u.stateH.count != b * h {
+                u.stateH.resize([b, h]); u.stateH.zero()
+                u.stateC.resize([b, h]); u.stateC.zero()
+            }
+            for t in [u.stepP, u.stepR, u.stepRC] { t.resize([b, g]) }
+            u.nextH.resize([b, h]); u.nextC.resize([b, h])
+            for bi in 0..<b {
+                (u.stepP.data + bi * g).update(from: u.bih.value.data, count: g)
+                (u.stepR.data + bi * g).update(from: u.bhh.value.data, count: g)
+            }
+            BLAS.gemm(transB: true, m: b, n: g, k: inL, cur.data, lda: inL, u.wih.value.data, ldb: inL, beta: 1, u.stepP.data, ldc: g)
+            BLAS.gemm(transB: true, m: b, n: g, k: h, u.stateH.data, lda: h, u.whh.value.data, ldb: h, beta: 1, u.stepR.data, ldc: g)
+            for bi in 0..<b {
+                cellForward(a: u.stepP.data + bi * g, r: u.stepR.data + bi * g, hp: u.stateH.data + bi * h, out: u.nextH.data + bi * h,
+                            c: u.nextC.data + bi * h, cp: p == 0 ? nil : u.stateC.data + bi * h, rc: u.stepRC.data + bi * g, units: 0..<h)
+            }
+            u.stateH.data.update(from: u.nextH.data, count: b * h)
+            u.stateC.data.update(from: u.nextC.data, count: b * h)
+            cur = u.stateH
+        }
+        return cur
     }
 }

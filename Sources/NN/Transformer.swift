@@ -128,3 +128,18 @@ public final class TransformerEncoderLayer: Layer {
         },
     ]
 }
+
+/// One position while generating (a causal decoder-only stack): the same sums and norms as
+/// `forward`, with self-attention reading its key/value cache.
+extension TransformerEncoderLayer: StepDecoding {
+    public func decodeStep(_ x: Tensor, position p: Int) -> Tensor {
+        if normFirst {
+            let h = Self.add(x, selfAttn.decodeStep(norm1.forward(x, training: false), position: p), into: sum1)
+            return Self.add(h, feedForward(norm2.forward(h, training: false), false), into: sum2)
+        }
+        let h = norm1.forward(Self.add(x, selfAttn.decodeStep(x, position: p), into: sum1), training: false)
+        return norm2.forward(Self.add(h, feedForward(h, false), into: sum2), training: false)
+    }
+
+    public var decodeBlocker: String? { selfAttn.decodeBlocker }
+}

@@ -213,6 +213,11 @@ public final class Trainer {
     /// Loads weights only (a fresh run from pretrained or exported parameters).
     public func initialize(fromWeights path: String) throws {
         let file = try SafeTensors.read(path: path)
+        // Weights trained on another vocabulary would read every id as a different token.
+        if let meta = file.metadata["data"], let ours = data.info.tokenizer,
+           let theirs = try? DataInfo(try JSON.parse(meta), source: path).tokenizer, theirs != ours {
+            throw FileError(path, "its vocabulary (\(theirs.kind.rawValue), \(theirs.size) tokens) differs from this data's (\(ours.kind.rawValue), \(ours.size) tokens): embedding rows would stand for other tokens")
+        }
         for r in replicas {
             try Checkpoint.loadParameters(into: r.model, from: file, source: path, prefix: r.prefix)
             try comm.broadcast(r.model.values.buffer, root: 0)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Config
 import Formats
 import Glibc
 import TensorCore
@@ -27,6 +28,9 @@ struct JobOptions: ParsableArguments {
     @Option(name: .long, help: "Checkpoint directory (overrides checkpoint.dir; empty string disables checkpoints).")
     var checkpointDir: String?
 
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override any job field: --set train.max_steps=500, --set model.layers.1.out=64 (a YAML value; repeatable).", valueName: "path=value"))
+    var settings: [String] = []
+
     func validate() throws {
         if let e = epochs, e < 1 { throw ValidationError("--epochs must be at least 1, got \(e)") }
         if let b = batchSize, b < 1 { throw ValidationError("--batch-size must be at least 1, got \(b)") }
@@ -37,6 +41,18 @@ struct JobOptions: ParsableArguments {
     /// The job file (or the default), with command-line overrides applied.
     func resolve(base: JobConfig? = nil) throws -> JobConfig {
         var j = try job.map { try JobConfig.load(path: $0) } ?? base ?? JobConfig()
+        if !settings.isEmpty {
+            // --set edits the job's tree, which is then read (and checked) as a job file would be.
+            var tree = try job.map { try YAML.parse(try FileIO.readText($0), source: $0) } ?? j.configValue
+            for s in settings {
+                guard let eq = s.firstIndex(of: "="), eq != s.startIndex else {
+                    throw ValidationError("--set \(s): expected path=value, e.g. --set train.max_steps=500")
+                }
+                let value = try YAML.parse(String(s[s.index(after: eq)...]), source: "--set \(s)")
+                tree = try tree.setting(String(s[..<eq]), to: value, source: "--set")
+            }
+            j = try JobConfig(tree, source: job.map { "\($0) with --set" } ?? "--set")
+        }
         if let d = data {
             if j.data.dataset != nil { j.data.path = d } else { j.data.train = .init(inputs: [d]) }
         }

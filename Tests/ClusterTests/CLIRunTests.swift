@@ -50,6 +50,19 @@ func trainResumeAndInitFromThroughTheCLI() throws {
     #expect((firstLoss ?? 9) < 0.5, "the first steps should start from trained weights: \(warm.output)")
 }
 
+/// `--set` overrides any field of the job file (or of the default job), checked as the file is.
+@Test func setOverridesJobFields() throws {
+    let dir = Fixtures.tempDirectory("cli-set")
+    let job = try writeJob(dir, epochs: 2)
+    let rt = Fixtures.ringtrain
+    let r = Fixtures.run([rt, "train", job, "--set", "train.epochs=1", "--set", "train.batch_size=16", "--checkpoint-dir", ""])
+    #expect(r.status == 0 && r.output.contains("× batch 16") && r.output.contains("epoch 1/1"), "\(r.output)")
+    let bad = Fixtures.run([rt, "train", job, "--set", "train.batch_size=many"])
+    #expect(bad.status != 0 && bad.output.contains("train.batch_size"), "\(bad.output)")
+    let noEquals = Fixtures.run([rt, "train", "--set", "train.epochs"])
+    #expect(noEquals.status != 0 && noEquals.output.contains("expected path=value"), "\(noEquals.output)")
+}
+
 /// `ringtrain summary` prints the seed table's formulas: Conv 2·C_in·C_out·f²·H·W, Linear 2·d·h,
 /// activations and pooling per element, parameters as PyTorch counts them.
 @Test func summaryFiguresFollowTheSeedFormulas() throws {
@@ -173,4 +186,60 @@ func slurmScriptRunsUnderAStandInSrun() throws {
     let task0 = (try? FileIO.readText("\(dir)/task0.log")) ?? ""
     #expect(r.status == 0, "\(r.output)\n\(task0)")
     #expect(task0.contains("[coordinator] job cluster-test finished: 16 steps"), "\(task0)")
+}
+
+/// `ringtrain generate`: a small causal Transformer trained on a repetitive text continues it;
+/// greedy decoding is deterministic; a prompt outside the vocabulary, a checkpoint of another
+/// task, and --init-from weights of another vocabulary are clear errors.
+@Test(.timeLimit(.minutes(10)))
+func generateContinuesTheTrainedText() throws {
+    let dir = Fixtures.tempDirectory("cli-generate")
+    let text = String(repeating: "abcdefgh ", count: 300)
+    try FileIO.writeAtomically("\(dir)/corpus.txt", bytes: Array(text.utf8))
+    let job = "\(dir)/lm.yaml"
+    try FileIO.writeAtomically(job, bytes: Array("""
+        name: tiny-lm
+        task: language_model
+        model:
+          input: [16]
+          layers:
+            - {type: embedding, vocab: 9, dim: 16}
+            - {type: learned_positions}
+            - {type: transformer_encoder_layer, heads: 2, ffn: 32, dropout: 0, norm_first: true, causal: true}
+            - layernorm
+            - {type: linear, out: 9, bias: false, tie: 0}
+        data: {train: \(dir)/corpus.txt, text: {tokenizer: char, cache_dir: \(dir)/cache}}
+        train: {epochs: 6, batch_size: 8, log_every: 0}
+        optimizer: {type: adam, lr: 0.01}
+        scaling: {base_batch: 8}
+        checkpoint: {dir: \(dir)/ckpt, keep: 1}
+        """.utf8))
+    let rt = Fixtures.ringtrain
+    let trained = Fixtures.run([rt, "train", job])
+    #expect(trained.status == 0, "\(trained.output)")
+    let ckpt = try #require(Checkpoint.list(in: "\(dir)/ckpt/tiny-lm").last)
+    let g = Fixtures.run([rt, "generate", ckpt, "--prompt", "cdef", "--tokens", "40", "--temperature", "0"])
+    #expect(g.status == 0, "\(g.output)")
+    let out = g.output.split(separator: "\n").first.map(String.init) ?? ""
+    // Greedy decoding continues the pattern, past the 16-position window (where the caches slide).
+    let expected = String(String(repeating: "abcdefgh ", count: 8).dropFirst(2).prefix(44))
+    #expect(out == expected, "greedy continuation: \(g.output)")
+    let again = Fixtures.run([rt, "generate", ckpt, "--prompt", "cdef", "--tokens", "40", "--temperature", "0"])
+    #expect(again.output.split(separator: "\n").first.map(String.init) == out)
+    let sampled = Fixtures.run([rt, "generate", ckpt, "--prompt", "a", "--tokens", "30", "--temperature", "1", "--top-k", "2", "--seed", "3"])
+    #expect(sampled.status == 0 && sampled.output.hasPrefix("a"), "\(sampled.output)")
+
+    let bad = Fixtures.run([rt, "generate", ckpt, "--prompt", "xyz"])
+    #expect(bad.status != 0 && bad.output.contains("not in the model's vocabulary"), "\(bad.output)")
+    try FileIO.makeDirectories("\(dir)/other")
+    let other = try writeJob("\(dir)/other", epochs: 1)
+    #expect(Fixtures.run([rt, "train", other, "--checkpoint-dir", "\(dir)/other-ckpt"]).status == 0)
+    let otherCkpt = try #require(Checkpoint.list(in: "\(dir)/other-ckpt/cluster-test").last)
+    let notLM = Fixtures.run([rt, "generate", otherCkpt])
+    #expect(notLM.status != 0 && notLM.output.contains("not a language model"), "\(notLM.output)")
+
+    // The same model on text with other characters (the same count): --init-from refuses.
+    try FileIO.writeAtomically("\(dir)/other.txt", bytes: Array(String(repeating: "ijklmnop ", count: 300).utf8))
+    let wrong = Fixtures.run([rt, "train", job, "--data", "\(dir)/other.txt", "--init-from", ckpt, "--checkpoint-dir", ""])
+    #expect(wrong.status != 0 && wrong.output.contains("vocabulary"), "\(wrong.output)")
 }

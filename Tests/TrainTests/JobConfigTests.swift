@@ -61,3 +61,22 @@ func jobError(_ yaml: String) -> String {
         if f == "mlp-bf16.yaml" { #expect(job.comm.compression == .bf16) }
     }
 }
+
+/// `--set path=value` edits the job tree before it is read: nested keys, list indices, new keys,
+/// and clear errors for paths that do not fit.
+@Test func settingsEditTheJobTree() throws {
+    let tree = try YAML.parse("""
+        model: {input: [4], layers: [{type: linear, out: 8}, relu, {type: linear, out: 3}]}
+        train: {epochs: 2}
+        """, source: "job.yaml")
+    let edited = try tree.setting("train.epochs", to: 5, source: "--set")
+        .setting("model.layers.2.out", to: 4, source: "--set")
+        .setting("optimizer.lr", to: 0.25, source: "--set")
+    let j = try JobConfig(edited, source: "job.yaml")
+    #expect(j.train.epochs == 5 && j.optimizer.lr == 0.25)
+    #expect(j.model.layers[2] == ["type": "linear", "out": 4])
+    func err(_ path: String) -> String { do { _ = try tree.setting(path, to: 1, source: "--set"); return "no error" } catch { return "\(error)" } }
+    #expect(err("model.layers.7.out").contains("model.layers.7: is a list of 3"))
+    #expect(err("train.epochs.x").contains("train.epochs: is integer 2, not a mapping"))
+    #expect(err("train..epochs").contains("expected a dotted path"))
+}
