@@ -9,7 +9,7 @@ enum CSVData {
     static func load(_ c: DataConfig, _ req: DataLoading.Request) throws -> DataLoading.Raw {
         let o = c.csv
         let trainTable = try read(c.train!, o)
-        let encoding = try Encoding(trainTable, o, req, source: c.train!.inputs[0])
+        let encoding = try Encoding(trainTable, o, req, source: c.train!.inputs[0], forecasting: c.window != nil)
         var raw = DataLoading.Raw(train: try encoding.dataset(trainTable, name: c.train!.inputs[0]))
         if let v = c.validation { raw.validation = try encoding.dataset(try read(v, o), name: v.inputs[0]) }
         if let t = c.test { raw.test = try encoding.dataset(try read(t, o), name: t.inputs[0]) }
@@ -67,7 +67,9 @@ enum CSVData {
         let req: DataLoading.Request
         let options: DataConfig.CSVOptions
 
-        init(_ t: Tables, _ o: DataConfig.CSVOptions, _ req: DataLoading.Request, source: String) throws {
+        /// forecasting: targets are also features (a window of past rows predicts the next rows'
+        /// targets, so the target's own history is an input).
+        init(_ t: Tables, _ o: DataConfig.CSVOptions, _ req: DataLoading.Request, source: String, forecasting: Bool = false) throws {
             self.req = req
             options = o
             let main = t.main
@@ -95,7 +97,7 @@ enum CSVData {
             }
             // Features.
             let ignored = try Set(o.ignore.map { try resolve($0, in: main, t.mainPath, key: "ignore") })
-            let targetsHere = t.targets == nil ? Set(targetIndices) : []
+            let targetsHere = t.targets == nil && !forecasting ? Set(targetIndices) : []
             let featureIdx = try o.features.map { try $0.map { try resolve($0, in: main, t.mainPath, key: "features") } }
                 ?? main.columns.indices.filter { !ignored.contains($0) && !targetsHere.contains($0) }
             guard !featureIdx.isEmpty else { throw FileError(t.mainPath, "no feature columns left (all are targets or ignored)") }

@@ -79,6 +79,9 @@ public struct DataConfig: Equatable, Sendable {
         /// nanoGPT's split: no held-out block borders a training block on both sides), or blocks
         /// drawn at random (blocks).
         public var holdout = Holdout.tail
+        /// Tokens between the starts of training windows (default: the context, non-overlapping
+        /// blocks; 1: every offset, as nanoGPT's random windows). Held-out text is always blocks.
+        public var stride: Int?
     }
 
     public var format: Format?
@@ -95,6 +98,13 @@ public struct DataConfig: Equatable, Sendable {
     /// Regression: standardise the targets for training (metrics and predictions stay in their units).
     public var normalizeTargets = false
     public var augment = Augmentation()
+    /// Time series: samples are windows of `length` consecutive rows (in file order) and their
+    /// targets the next `horizon` rows' target columns; held-out fractions are the last rows.
+    public struct Window: Equatable, Sendable {
+        public var length: Int
+        public var horizon = 1
+    }
+    public var window: Window?
     public var csv = CSVOptions()
     public var text = TextOptions()
 
@@ -132,6 +142,11 @@ public struct DataConfig: Equatable, Sendable {
             normalize = try d.choice("normalize", default: Normalize.auto)
         }
         normalizeTargets = try d.bool("normalize_targets", default: false)
+        if let v = d.value("window"), v != .null {
+            let w = try d.section("window")
+            window = Window(length: try w.requiredInt("length", min: 1), horizon: try w.int("horizon", default: 1, min: 1))
+            try w.finish()
+        }
 
         let a = try d.section("augment")
         augment.cropPadding = try a.int("crop_padding", default: 0, min: 0, max: 16)
@@ -181,6 +196,10 @@ public struct DataConfig: Equatable, Sendable {
         text.exclude = try t.stringList("exclude") ?? []
         text.cacheDir = try t.optionalString("cache_dir")
         text.holdout = try t.choice("holdout", default: text.holdout)
+        text.stride = try t.optionalInt("stride", min: 1)
+        if text.stride != nil && text.holdout == .blocks && (validationFraction > 0 || testFraction > 0) {
+            throw t.error("stride", "overlapping training windows need holdout: tail (random held-out blocks would overlap training windows)")
+        }
         try t.finish()
         try d.finish()
         if format == nil { format = try detectFormat(d) }
@@ -248,7 +267,8 @@ public struct DataConfig: Equatable, Sendable {
             "text": .object(["tokenizer": .string(text.tokenizer.rawValue), "encoding": .string(text.encoding.rawValue),
                              "context": text.context.map { .int($0) } ?? .null, "include": strings(text.include),
                              "exclude": strings(text.exclude), "cache_dir": text.cacheDir.map { .string($0) } ?? .null,
-                             "holdout": .string(text.holdout.rawValue)]),
+                             "holdout": .string(text.holdout.rawValue), "stride": text.stride.map { .int($0) } ?? .null]),
+            "window": window.map { .object(["length": .int($0.length), "horizon": .int($0.horizon)]) } ?? .null,
         ])
     }
 }

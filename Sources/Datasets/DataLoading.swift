@@ -59,13 +59,13 @@ public enum DataLoading {
         case .npy: raw = try NPYData.load(c, req)
         case .text: raw = try TextData.load(c, req)
         }
+        if let w = c.window { return try windowed(raw, c, req, w) }
         var train = raw.train, validation = raw.validation, test = raw.test
         let n = train.count
         let nv = Int((Double(n) * c.validationFraction).rounded()), nt = Int((Double(n) * c.testFraction).rounded())
-        if nv > 0 || nt > 0 {
-            let s = c.format == .text && c.text.holdout == .tail
-                ? (train: Array(0..<(n - nv - nt)), validation: Array((n - nv - nt)..<(n - nt)), test: Array((n - nt)..<n))
-                : splitIndices(n, validation: nv, test: nt, seed: req.seed)
+        // (Text held out as the stream's tail is split by TextData, around its windows.)
+        if (nv > 0 || nt > 0) && !(c.format == .text && c.text.holdout == .tail) {
+            let s = splitIndices(n, validation: nv, test: nt, seed: req.seed)
             let base = train
             train = Subset(base, indices: s.train, name: base.name + "[train]")
             if nv > 0 { validation = Subset(base, indices: s.validation, name: base.name + "[validation]") }
@@ -96,6 +96,54 @@ public enum DataLoading {
             let a = info.targetScaling!.affine(shape: t.shape)
             for d in splits { d.targetColumn?.setAffine(scale: a.scale, shift: a.shift) }
         }
+        return LoadedData(train: train, validation: validation, test: test, info: info)
+    }
+
+    /// Time series: the rows stay in file order; held-out fractions are the last rows (the
+    /// validation period, then the test period), scaling statistics come from the training rows
+    /// only, and every split becomes windows whose targets lie in its rows.
+    static func windowed(_ raw: Raw, _ c: DataConfig, _ req: Request, _ w: DataConfig.Window) throws -> LoadedData {
+        func series(_ d: DataSource?) throws -> ArrayDataset? {
+            guard let d else { return nil }
+            guard let a = d as? ArrayDataset, !a.input.isInteger, a.target?.kind == .values, a.input.shape.count == 1 else {
+                throw FileError(d.name, "data.window: forecasting needs rows of float features and float targets (a csv or npy table with a regression task)")
+            }
+            return a
+        }
+        let rows = try series(raw.train)!
+        let extra = try [series(raw.validation), series(raw.test)]
+        let n = rows.count
+        let nv = Int((Double(n) * c.validationFraction).rounded()), nt = Int((Double(n) * c.testFraction).rounded())
+        let nTrain = n - nv - nt
+        guard nTrain > w.length + w.horizon - 1 else {
+            throw FileError(rows.name, "data.window: \(nTrain) training rows hold no window of \(w.length) rows and \(w.horizon) to forecast")
+        }
+        var info = raw.info
+        let trainRows = Subset(rows, indices: Array(0..<nTrain), name: rows.name + "[train]")
+        let mode = c.normalize == .auto ? .perFeature : c.normalize
+        if let s = req.known?.inputScaling ?? (mode == .none ? nil : statistics(trainRows, mode: mode, target: false)) {
+            info.inputScaling = s
+            let a = s.affine(shape: rows.input.shape)
+            for d in [rows] + extra.compactMap({ $0 }) { d.inputs.setAffine(scale: a.scale, shift: a.shift) }
+        }
+        if c.normalizeTargets || req.known?.targetScaling != nil {
+            let s = req.known?.targetScaling ?? statistics(trainRows, mode: .perFeature, target: true)
+            info.targetScaling = s
+            let a = s.affine(shape: rows.target!.shape)
+            for d in [rows] + extra.compactMap({ $0 }) { d.targets?.setAffine(scale: a.scale, shift: a.shift) }
+        }
+        func windows(_ r: ArrayDataset, _ span: Range<Int>, _ part: String) throws -> TimeWindows {
+            let t = TimeWindows(name: r.name + part, rows: r, length: w.length, horizon: w.horizon, targetRows: span)
+            guard t.count > 0 else {
+                throw FileError(r.name, "data.window: the \(part) rows \(span.lowerBound)..<\(span.upperBound) hold no forecast of \(w.horizon) rows after \(w.length)")
+            }
+            return t
+        }
+        let train = try windows(rows, 0..<nTrain, "[train]")
+        let validation = try extra[0].map { try windows($0, 0..<$0.count, "") } ?? (nv > 0 ? windows(rows, nTrain..<(nTrain + nv), "[validation]") : nil)
+        let test = try extra[1].map { try windows($0, 0..<$0.count, "") } ?? (nt > 0 ? windows(rows, (nTrain + nv)..<n, "[test]") : nil)
+        info.input = train.input
+        info.target = train.target
         return LoadedData(train: train, validation: validation, test: test, info: info)
     }
 

@@ -64,21 +64,27 @@ public final class Subset: DataSource {
     }
 }
 
-/// Language-model samples from one token stream: sample i is the block
-/// tokens[i·T ..< i·T + T] and its targets the same block shifted by one (as nanoGPT's train.bin).
+/// Language-model samples from one token stream: sample i is the window of `context` tokens
+/// starting at range.lowerBound + i·stride and its targets the same window shifted by one. With
+/// stride = context these are nanoGPT's blocks; stride 1 gives every offset (its random windows,
+/// without replacement within an epoch). Inputs and targets stay inside `range`.
 public final class TokenBlocks: DataSource {
     public let name: String
     public let tokens: Column
     public let context: Int
     public let vocabulary: Int
+    public let range: Range<Int>
+    public let stride: Int
     public let count: Int
 
-    public init(name: String, tokens: Column, context: Int, vocabulary: Int) {
+    public init(name: String, tokens: Column, context: Int, vocabulary: Int, range: Range<Int>? = nil, stride: Int? = nil) {
         self.name = name
         self.tokens = tokens
         self.context = context
         self.vocabulary = vocabulary
-        count = max(0, (tokens.rows - 1) / context)
+        self.range = range ?? 0..<tokens.rows
+        self.stride = stride ?? context
+        count = self.range.count > context ? (self.range.count - 1 - context) / self.stride + 1 : 0
     }
 
     public var input: FieldSpec { FieldSpec(.ids, shape: [context], count: vocabulary) }
@@ -88,8 +94,9 @@ public final class TokenBlocks: DataSource {
         batch.prepare(indices.count, input: input, target: target)
         let t = context
         for (k, i) in indices.enumerated() {
-            tokens.copyInts(from: i * t, count: t, into: batch.ids.data + k * t)
-            tokens.copyInts(from: i * t + 1, count: t, into: batch.labels.data + k * t)
+            let start = range.lowerBound + i * stride
+            tokens.copyInts(from: start, count: t, into: batch.ids.data + k * t)
+            tokens.copyInts(from: start + 1, count: t, into: batch.labels.data + k * t)
         }
     }
 }
@@ -103,4 +110,43 @@ public func splitIndices(_ n: Int, validation: Int, test: Int, seed: UInt64) -> 
     let t = Array(perm[validation..<(validation + test)]).sorted()
     let rest = Array(perm[(validation + test)...]).sorted()
     return (rest, v, t)
+}
+
+/// Forecasting samples from a time series of rows: sample i is `length` consecutive rows of
+/// features `[length, F]` and its target the target columns of the `horizon` rows after them
+/// `[horizon · K]`. Only windows whose targets fall in `targetRows` are samples (inputs may reach
+/// back before it: a held-out period is forecast from what precedes it).
+public final class TimeWindows: DataSource {
+    public let name: String
+    public let rows: ArrayDataset
+    public let length: Int
+    public let horizon: Int
+    public let first: Int
+    public let count: Int
+
+    public init(name: String, rows: ArrayDataset, length: Int, horizon: Int, targetRows: Range<Int>) {
+        self.name = name
+        self.rows = rows
+        self.length = length
+        self.horizon = horizon
+        first = max(targetRows.lowerBound, length)
+        count = max(0, targetRows.upperBound - horizon + 1 - first)
+    }
+
+    var features: Int { rows.input.shape.reduce(1, *) }
+    var targetWidth: Int { rows.target?.shape.reduce(1, *) ?? 0 }
+    public var input: FieldSpec { FieldSpec(.values, shape: [length, features]) }
+    public var target: FieldSpec? { FieldSpec(.values, shape: [horizon * targetWidth]) }
+    public var inputColumn: Column? { rows.inputs }
+    public var targetColumn: Column? { rows.targets }
+
+    public func gather(_ indices: ArraySlice<Int>, into batch: Batch) {
+        batch.prepare(indices.count, input: input, target: target)
+        let xw = length * features, yw = horizon * targetWidth
+        for (k, i) in indices.enumerated() {
+            let t0 = first + i
+            rows.inputs.gatherFloats(Array((t0 - length)..<t0)[...], into: batch.x.data + k * xw)
+            rows.targets?.gatherFloats(Array(t0..<(t0 + horizon))[...], into: batch.y.data + k * yw)
+        }
+    }
 }

@@ -25,12 +25,32 @@ enum TextData {
         var sources: [String: DataSource] = [:]
         for (name, files) in texts {
             let tokens = try tokenize(files, tokenizer, cacheDir: o.cacheDir)
-            let blocks = TokenBlocks(name: files.count == 1 ? files[0].path : "\(name) text (\(files.count) files)",
-                                     tokens: tokens, context: context, vocabulary: tokenizer.size)
-            guard blocks.count > 0 else {
+            let label = files.count == 1 ? files[0].path : "\(name) text (\(files.count) files)"
+            let blocks = tokens.rows > 0 ? (tokens.rows - 1) / context : 0
+            guard blocks > 0 else {
                 throw FileError(files.map(\.path).joined(separator: ", "), "\(tokens.rows) tokens are too few for one block of \(context) + 1")
             }
-            sources[name] = blocks
+            guard name == "train" else {
+                sources[name] = TokenBlocks(name: label, tokens: tokens, context: context, vocabulary: tokenizer.size)
+                continue
+            }
+            // Held-out fractions of the training text: its last blocks, contiguous (validation,
+            // then test); the training windows (at data.text.stride) stay before them.
+            let nv = o.holdout == .tail ? Int((Double(blocks) * c.validationFraction).rounded()) : 0
+            let nt = o.holdout == .tail ? Int((Double(blocks) * c.testFraction).rounded()) : 0
+            let trainBlocks = blocks - nv - nt
+            guard trainBlocks > 0 else { throw FileError(label, "the held-out fractions leave no block of \(context) tokens to train on") }
+            func span(_ from: Int, _ n: Int) -> Range<Int> { (from * context)..<((from + n) * context + 1) }
+            sources["train"] = TokenBlocks(name: label, tokens: tokens, context: context, vocabulary: tokenizer.size,
+                                           range: span(0, trainBlocks), stride: o.stride)
+            if nv > 0 {
+                sources["validation"] = TokenBlocks(name: label + "[validation]", tokens: tokens, context: context,
+                                                    vocabulary: tokenizer.size, range: span(trainBlocks, nv))
+            }
+            if nt > 0 {
+                sources["test"] = TokenBlocks(name: label + "[test]", tokens: tokens, context: context, vocabulary: tokenizer.size,
+                                              range: span(trainBlocks + nv, nt))
+            }
         }
         var raw = DataLoading.Raw(train: sources["train"]!, validation: sources["validation"], test: sources["test"])
         raw.info.tokenizer = tokenizer

@@ -113,3 +113,47 @@ func workersExitWhenTheCoordinatorDies() throws {
     }
     #expect(monotonicSeconds() - t0 < 10)
 }
+
+/// A GPT-style language model under `launch --workers 2` (8 windows each) prints the loss curve
+/// one process with all 16 prints, step for step.
+@Test(.timeLimit(.minutes(10)))
+func gptLaunchFollowsTheSingleProcessLossCurve() throws {
+    let dir = Fixtures.tempDirectory("launch-gpt")
+    var rng = RNG(seed: 4)
+    let text = String((0..<5000).map { i in Character(UnicodeScalar(UInt8(97 + (i * 3 + rng.below(3)) % 12))) })
+    try FileIO.writeAtomically("\(dir)/corpus.txt", bytes: Array(text.utf8))
+    let job = "\(dir)/gpt.yaml"
+    try FileIO.writeAtomically(job, bytes: Array("""
+        name: launch-gpt
+        task: language_model
+        model:
+          input: [16]
+          layers:
+            - {type: embedding, vocab: 12, dim: 16}
+            - {type: learned_positions}
+            - {type: repeat, times: 2, layer: {type: transformer_encoder_layer, heads: 2, ffn: 32, dropout: 0, activation: gelu, norm_first: true, causal: true}}
+            - layernorm
+            - {type: linear, out: 12, bias: false, tie: 0}
+        data: {train: \(dir)/corpus.txt, validation_fraction: 0.1, text: {tokenizer: char, cache_dir: \(dir)/cache, stride: 8}}
+        train: {max_steps: 24, batch_size: 16, log_every: 2}
+        optimizer: {type: adamw, lr: 0.003, weight_decay: 0.1, decay: matrices}
+        scaling: {base_batch: 16}
+        checkpoint: {dir: ""}
+        comm: {heartbeat: 0.5, heartbeat_timeout: 3, timeout: 10}
+        """.utf8))
+    func losses(_ out: String) -> [Double] {
+        out.split(separator: "\n").filter { $0.contains(" step ") && $0.contains(" loss ") && !$0.contains("train_loss") }.compactMap { line in
+            let w = line.split(separator: " ")
+            return w.firstIndex(of: "loss").flatMap { Double(w[$0 + 1]) }
+        }
+    }
+    let single = Fixtures.run([Fixtures.ringtrain, "train", job])
+    #expect(single.status == 0, "\(single.output)")
+    let p = try Started([Fixtures.ringtrain, "launch", "--workers", "2", job, "--batch-size", "8"])
+    #expect(p.wait(timeout: 300) == 0, "\(p.text)")
+    #expect(p.text.contains("2 workers × batch 8 = global batch 16"), "\(p.text)")
+    let a = losses(single.output), b = losses(p.text)
+    #expect(a.count == 12 && b.count == 12, "\(a) vs \(b)")
+    for (x, y) in zip(a, b) { #expect(abs(x - y) <= 2e-4 * max(1, abs(x)), "single \(a)\nlaunch \(b)") }
+    #expect(a.last! < a.first! * 0.8, "the loss falls: \(a)")
+}

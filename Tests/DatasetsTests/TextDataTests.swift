@@ -56,6 +56,16 @@ import Testing
                       "text": ["cache_dir": .string(cache), "holdout": "blocks"]], context: 4)
     r.validation!.gather(Array(0..<5)[...], into: b)
     #expect(b.ids.array != corpus[140..<160].map { Int32($0) })
+
+    // stride 1: a training window at every offset before the held-out tail, none reaching into it.
+    let w = try load(["train": .string(dir), "validation_fraction": 0.1, "test_fraction": 0.2,
+                      "text": ["cache_dir": .string(cache), "stride": 1]], context: 4)
+    #expect(w.train.count == 137 && w.validation?.count == 5)
+    w.train.gather([5, 136], into: b)
+    #expect(b.ids.array == (corpus[5..<9] + corpus[136..<140]).map { Int32($0) })
+    #expect(b.labels.array == (corpus[6..<10] + corpus[137..<141]).map { Int32($0) })
+    #expect(loadError(["train": .string(dir), "validation_fraction": 0.1, "text": ["holdout": "blocks", "stride": 2]], context: 4)
+        .contains("holdout: tail"))
 }
 
 @Test func brokenTextIsAClearError() throws {

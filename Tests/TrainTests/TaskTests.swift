@@ -273,6 +273,33 @@ func languageModelBeatsTheUnigramEntropy() throws {
     }
 }
 
+/// A GPT-style decoder (learned positions, two causal pre-LN layers, tied head) on the same
+/// corpus: far below the unigram entropy, and data-parallel step for step.
+@Test(.timeLimit(.minutes(10)))
+func gptStyleDecoderTrainsDataParallel() throws {
+    let dir = Fixtures.tempDirectory("task-gpt")
+    var rng = RNG(seed: 11)
+    let alphabet = Array("abcdefgh")
+    var text = ""
+    var c = 0
+    for _ in 0..<6000 {
+        text.append(alphabet[c])
+        c = (c + 1 + rng.below(2) * 3) % 8
+    }
+    try FileIO.writeAtomically("\(dir)/corpus.txt", bytes: Array(text.utf8))
+    let job = try taskJob("gpt", task: "language_model", input: [16],
+                          layers: [["type": "embedding", "vocab": 8, "dim": 16], ["type": "learned_positions"],
+                                   ["type": "repeat", "times": 2, "layer": ["type": "transformer_encoder_layer", "heads": 2, "ffn": 32,
+                                                                           "dropout": 0, "activation": "gelu", "norm_first": true,
+                                                                           "causal": true]],
+                                   "layernorm", ["type": "linear", "out": 8, "bias": false, "tie": 0]],
+                          data: ["train": .string("\(dir)/corpus.txt"), "validation_fraction": 0.1,
+                                 "text": ["tokenizer": "char", "cache_dir": .string(dir), "stride": 4]], epochs: 2, batch: 16, lr: 0.01)
+    let (ev, _) = try trained(job)
+    #expect((ev["bpb"] ?? 9) < 1.3, "\(ev.line)")
+    try checkDataParallel(job)
+}
+
 @Test(.timeLimit(.minutes(10)))
 func reconstructionLearnsALowRankCode() throws {
     let dir = Fixtures.tempDirectory("task-ae")
@@ -360,4 +387,25 @@ func reconstructionLearnsALowRankCode() throws {
 struct TaskOptionsEdit {
     var kind: TaskKind
     var rate = JobConfig.TaskOptions.RateOutput.exp
+}
+
+@Test(.timeLimit(.minutes(10)))
+func forecastingWindowsBeatPersistence() throws {
+    // An oscillating AR(2) series: x_t = 1.6·x_{t−1} − 0.9·x_{t−2} + noise, beside a noise column.
+    let dir = Fixtures.tempDirectory("task-forecast")
+    var rng = RNG(seed: 13)
+    var x: [Double] = [0, 1]
+    for t in 2..<800 { x.append(1.6 * x[t - 1] - 0.9 * x[t - 2] + 0.3 * Double(rng.normal())) }
+    try writeCSV("\(dir)/series.csv", header: "x,other", x.map { [$0, Double(rng.normal())] })
+    let job = try taskJob("forecast", task: "regression", loss: "mse", input: [8, 2],
+                          layers: [["type": "lstm", "hidden": 16, "output": "last"], ["type": "linear", "out": 2]],
+                          data: ["train": .string("\(dir)/series.csv"), "test_fraction": 0.2, "normalize_targets": true,
+                                 "window": ["length": 8, "horizon": 2], "csv": ["targets": "x"]], epochs: 30, lr: 0.01)
+    let (ev, _) = try trained(job)
+    // Persistence over the test period (rows 640…799, both horizons): x̂_{t+h} = x_{t−1}.
+    var persist = 0.0, n = 0.0
+    for t in 640..<799 { for h in 0..<2 { persist += (x[t + h] - x[t - 1]) * (x[t + h] - x[t - 1]); n += 1 } }
+    persist /= n
+    #expect((ev["mse"] ?? 99) < 0.6 * persist, "\(ev.line); persistence mse \(persist)")
+    try checkDataParallel(job)
 }
