@@ -17,13 +17,27 @@ public enum AttentionPositions: String, CaseIterable, Sendable {
     case t5
 }
 
-/// Batched per-sequence facts the attention layers read: which key positions are padding.
-/// One object per model, set before each forward (by the task, from the batch).
+/// Batched per-sequence facts the attention layers read: which key positions are padding, and
+/// the memory decoder layers cross-attend to. One object per model, set before each forward
+/// (by the task from the batch, or by the encoder–decoder that owns both stacks).
 public final class SequenceContext {
     /// [B, T]: true where the key is padding (never attended to). Nil: no padding.
     public var keyPadding: [Bool]?
     /// [B, S]: the same for the memory cross-attention reads (an encoder's input).
     public var memoryPadding: [Bool]?
+    /// [B, S, E]: the encoder output every decoder layer cross-attends to.
+    public var memory: Tensor?
+    /// ∂loss/∂memory, summed over the decoder layers by their backward; `clearMemoryGrad()`
+    /// before a backward pass.
+    public let memoryGrad = Tensor.workspace()
+    /// The memory in Double while a reference forward runs (an encoder–decoder sets it).
+    public var referenceMemory: [Double]?
+
+    public func clearMemoryGrad() {
+        guard let m = memory else { return }
+        memoryGrad.resize(m.shape)
+        memoryGrad.zero()
+    }
     public var batch = 0
     public var steps = 0
     public init() {}

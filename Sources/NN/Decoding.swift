@@ -63,3 +63,28 @@ extension Model {
         return h
     }
 }
+
+extension Model {
+    /// Why position t of `layer`'s output depends on later positions (nil: it does not). A
+    /// language model or a decoder trained on shifted targets must not, or it learns to copy.
+    public static func futureLeak(_ layer: Layer, path: String) -> String? {
+        switch layer {
+        case let a as MultiHeadAttention:
+            return a.causal ? nil : "\(path) is attention without a causal mask"
+        case let d as TransformerDecoderLayer:
+            return futureLeak(d.selfAttn, path: path + ".self_attn")   // cross-attention reads the encoder, not the future
+        case let ed as EncoderDecoder:
+            return futureLeak(ed.decoder, path: path + ".decoder")
+        case let t as TransformerEncoderLayer:
+            return futureLeak(t.selfAttn, path: path + ".self_attn")
+        case let r as Recurrent where r.bidirectional:
+            return "\(path) is a bidirectional \(r.cell.rawValue)"
+        case let s as Sequential:
+            for (i, l) in s.layers.enumerated() { if let why = futureLeak(l, path: "\(path)[\(i)]") { return why } }
+            return nil
+        default:
+            for (name, l) in layer.children { if let why = futureLeak(l, path: "\(path).\(name)") { return why } }
+            return nil
+        }
+    }
+}

@@ -61,7 +61,8 @@ public struct LayerKind {
 /// reference, kinds) and adding its kinds to this list.
 public enum LayerRegistry {
     static let families: [[LayerKind]] = [
-        Linear.kinds, Embedding.kinds, Recurrent.kinds, MultiHeadAttention.kinds, TransformerEncoderLayer.kinds, positionKinds,
+        Linear.kinds, Embedding.kinds, Recurrent.kinds, MultiHeadAttention.kinds, TransformerEncoderLayer.kinds,
+        TransformerDecoderLayer.kinds, EncoderDecoder.kinds, positionKinds,
         Conv2D.kinds, poolingKinds, normalizationKinds, activationKinds,
         Dropout.kinds, Reshape.kinds, containerKinds, Blocks.kinds,
     ]

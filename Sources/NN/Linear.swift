@@ -114,7 +114,9 @@ public final class Linear: Layer {
             let scheme = try r.choice("init", default: Init.torch)
             var tied: Parameter?
             if let n = try r.optionalInt("tie", min: 0) {
-                guard n < c.earlier.count, let w = c.earlier[n].parameters.first(where: { $0.name == "weight" }) else {
+                // An embedding's weight, or an encoder–decoder's shared embedding.
+                guard n < c.earlier.count, let w = (c.earlier[n] as? EncoderDecoder)?.shared.weight
+                        ?? c.earlier[n].parameters.first(where: { $0.name == "weight" }) else {
                     throw r.error("tie", "layer \(n) of this list comes before this one and has a weight to share")
                 }
                 guard w.shape == [out, features] else {

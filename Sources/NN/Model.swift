@@ -98,6 +98,11 @@ public final class Model {
         parameters.first { $0.name == name }?.parameter
     }
 
+    /// The embedding that reads the model's ids (its first layer, or an encoder–decoder's shared one).
+    public var inputEmbedding: Embedding? {
+        (network.layers.first as? Embedding) ?? (network.layers.first as? EncoderDecoder)?.shared
+    }
+
     /// Whether the model reads integer ids (its first layer is an embedding).
     public var takesIndices: Bool { network.layers.first is IndexInputLayer }
 

@@ -10,15 +10,16 @@ import TensorCore
 ///     pre-LN:  h = x + drop(attn(norm1(x)));      y = h + drop(W2·drop(act(W1·norm2(h))))
 public final class TransformerEncoderLayer: Layer {
     public let selfAttn: MultiHeadAttention
-    public let linear1: Linear, linear2: Linear
+    let ffn: FeedForward
+    public var linear1: Linear { ffn.linear1 }
+    public var linear2: Linear { ffn.linear2 }
     public let norm1: LayerNorm, norm2: LayerNorm
-    let activation: ElementwiseActivation
-    let dropout: Dropout, dropout1: Dropout, dropout2: Dropout
+    let dropout1: Dropout
     public let normFirst: Bool
     public let outputShape: [Int]
     public var children: [(name: String, layer: Layer)] {
-        [("self_attn", selfAttn), ("linear1", linear1), ("dropout", dropout), ("linear2", linear2),
-         ("norm1", norm1), ("norm2", norm2), ("dropout1", dropout1), ("dropout2", dropout2)]
+        [("self_attn", selfAttn), ("linear1", ffn.linear1), ("dropout", ffn.dropout), ("linear2", ffn.linear2),
+         ("norm1", norm1), ("norm2", norm2), ("dropout1", dropout1), ("dropout2", ffn.outDropout)]
     }
 
     private let sum1 = Tensor.workspace(), sum2 = Tensor.workspace()
@@ -30,29 +31,16 @@ public final class TransformerEncoderLayer: Layer {
         outputShape = shape
         self.normFirst = normFirst
         selfAttn = MultiHeadAttention(embed: e, heads: heads, steps: t, causal: causal, positions: positions, context: context)
-        linear1 = Linear(e, feedForward, inputShape: shape)
-        linear2 = Linear(feedForward, e, inputShape: [t, feedForward])
+        ffn = FeedForward(shape: shape, hidden: feedForward, dropout: p, gelu: gelu, random: random)
         norm1 = LayerNorm(shape: shape, normalizedShape: [e], eps: eps)
         norm2 = LayerNorm(shape: shape, normalizedShape: [e], eps: eps)
-        activation = gelu ? GELU([t, feedForward]) : ReLU([t, feedForward])
-        dropout = Dropout(shape: [t, feedForward], p: p, random: random)
         dropout1 = Dropout(shape: shape, p: p, random: random)
-        dropout2 = Dropout(shape: shape, p: p, random: random)
     }
 
-    public var flops: Int { childFlops + activation.flops + 2 * outputShape.reduce(1, *) }
+    public var flops: Int { childFlops + ffn.activation.flops + 2 * outputShape.reduce(1, *) }
 
-    private func feedForward(_ x: Tensor, _ training: Bool) -> Tensor {
-        dropout2.forward(linear2.forward(dropout.forward(activation.forward(linear1.forward(x, training: training),
-                                                                            training: training), training: training),
-                                         training: training), training: training)
-    }
-
-    private func feedForwardBackward(_ dy: Tensor) -> Tensor {
-        let g = linear2.backward(dropout2.backward(dy, needInputGrad: true)!, needInputGrad: true)!
-        return linear1.backward(activation.backward(dropout.backward(g, needInputGrad: true)!, needInputGrad: true)!,
-                                needInputGrad: true)!
-    }
+    private func feedForward(_ x: Tensor, _ training: Bool) -> Tensor { ffn.forward(x, training) }
+    private func feedForwardBackward(_ dy: Tensor) -> Tensor { ffn.backward(dy) }
 
     /// out = a + b, into a buffer this layer owns (sublayers may hand back their input).
     static func add(_ a: Tensor, _ b: Tensor, into out: Tensor) -> Tensor {
@@ -96,11 +84,7 @@ public final class TransformerEncoderLayer: Layer {
     }
 
     public func reference(_ x: [Double], batch b: Int, training: Bool, _ r: Reference) -> [Double] {
-        func ffn(_ v: [Double]) -> [Double] {
-            r.run(dropout2, r.run(linear2, r.run(dropout, r.run(activation, r.run(linear1, v, batch: b, training: training),
-                                                                batch: b, training: training), batch: b, training: training),
-                                  batch: b, training: training), batch: b, training: training)
-        }
+        func ffn(_ v: [Double]) -> [Double] { self.ffn.reference(v, batch: b, training: training, r) }
         func attn(_ v: [Double]) -> [Double] { r.run(dropout1, r.run(selfAttn, v, batch: b, training: training), batch: b, training: training) }
         if normFirst {
             let h = zip(x, attn(r.run(norm1, x, batch: b, training: training))).map(+)
@@ -115,18 +99,65 @@ public final class TransformerEncoderLayer: Layer {
     static let kinds = [
         LayerKind("transformer_encoder_layer") { r, c in
             guard c.inputShape.count == 2 else { throw c.error("transformer_encoder_layer needs a [steps, width] input, got \(c.inputShape)") }
-            let e = c.inputShape[1], h = try r.requiredInt("heads", min: 1)
-            guard e % h == 0 else { throw r.error("heads", "\(h) heads do not divide the model width \(e)") }
-            let positions = try r.choice("positions", default: AttentionPositions.none)
-            if positions == .rope && (e / h) % 2 != 0 { throw r.error("positions", "rope needs an even head width, got \(e / h)") }
+            let o = try BlockOptions(r, width: c.inputShape[1])
             return TransformerEncoderLayer(
-                shape: c.inputShape, heads: h, feedForward: try r.int("ffn", default: 4 * e, min: 1),
-                dropout: Float(try r.double("dropout", default: 0.1, min: 0, max: 0.99)),
-                gelu: try r.string("activation", default: "relu", oneOf: ["relu", "gelu"]) == "gelu",
-                normFirst: try r.bool("norm_first", default: false), causal: try r.bool("causal", default: false),
-                positions: positions, eps: Float(try r.double("eps", default: 1e-5, min: 0)), random: c.random, context: c.sequence)
+                shape: c.inputShape, heads: o.heads, feedForward: o.ffn, dropout: o.dropout, gelu: o.gelu, normFirst: o.normFirst,
+                causal: try r.bool("causal", default: false), positions: o.positions, eps: o.eps, random: c.random, context: c.sequence)
         },
     ]
+}
+
+/// The options encoder and decoder layers share, read and checked once.
+struct BlockOptions {
+    var heads: Int, ffn: Int, dropout: Float, gelu: Bool, normFirst: Bool, positions: AttentionPositions, eps: Float
+
+    init(_ r: ConfigReader, width e: Int) throws {
+        heads = try r.requiredInt("heads", min: 1)
+        guard e % heads == 0 else { throw r.error("heads", "\(heads) heads do not divide the model width \(e)") }
+        positions = try r.choice("positions", default: AttentionPositions.none)
+        if positions == .rope && (e / heads) % 2 != 0 { throw r.error("positions", "rope needs an even head width, got \(e / heads)") }
+        ffn = try r.int("ffn", default: 4 * e, min: 1)
+        dropout = Float(try r.double("dropout", default: 0.1, min: 0, max: 0.99))
+        gelu = try r.string("activation", default: "relu", oneOf: ["relu", "gelu"]) == "gelu"
+        normFirst = try r.bool("norm_first", default: false)
+        eps = Float(try r.double("eps", default: 1e-5, min: 0))
+    }
+}
+
+/// The position-wise feed-forward network of a Transformer block with its two dropouts:
+/// y = drop_out(W2 · drop(act(W1 · x + b1)) + b2), `[T, E]` → `[T, hidden]` → `[T, E]`.
+/// Its parts are children of the block (torch names them `linear1`, `dropout`, `linear2`).
+final class FeedForward {
+    let linear1: Linear, linear2: Linear
+    let activation: ElementwiseActivation
+    let dropout: Dropout, outDropout: Dropout
+
+    init(shape: [Int], hidden: Int, dropout p: Float, gelu: Bool, random: RandomSource) {
+        let (t, e) = (shape[0], shape[1])
+        linear1 = Linear(e, hidden, inputShape: shape)
+        linear2 = Linear(hidden, e, inputShape: [t, hidden])
+        activation = gelu ? GELU([t, hidden]) : ReLU([t, hidden])
+        dropout = Dropout(shape: [t, hidden], p: p, random: random)
+        outDropout = Dropout(shape: shape, p: p, random: random)
+    }
+
+    func forward(_ x: Tensor, _ training: Bool) -> Tensor {
+        outDropout.forward(linear2.forward(dropout.forward(activation.forward(linear1.forward(x, training: training),
+                                                                              training: training), training: training),
+                                           training: training), training: training)
+    }
+
+    func backward(_ dy: Tensor) -> Tensor {
+        let g = linear2.backward(outDropout.backward(dy, needInputGrad: true)!, needInputGrad: true)!
+        return linear1.backward(activation.backward(dropout.backward(g, needInputGrad: true)!, needInputGrad: true)!,
+                                needInputGrad: true)!
+    }
+
+    func reference(_ v: [Double], batch b: Int, training: Bool, _ r: Reference) -> [Double] {
+        r.run(outDropout, r.run(linear2, r.run(dropout, r.run(activation, r.run(linear1, v, batch: b, training: training),
+                                                               batch: b, training: training), batch: b, training: training),
+                                 batch: b, training: training), batch: b, training: training)
+    }
 }
 
 /// One position while generating (a causal decoder-only stack): the same sums and norms as

@@ -32,7 +32,7 @@ public final class TextGenerator {
         let m = try Model(spec: c.job.model, source: c.path)
         try Checkpoint.loadParameters(into: m, from: c.file, source: c.path)
         if let why = m.decodeProblem { throw TrainError("\(c.path): cannot generate: \(why)") }
-        if let e = m.network.layers.first as? Embedding, e.vocabulary < t.size {
+        if let e = m.inputEmbedding, e.vocabulary < t.size {
             throw TrainError("\(c.path): the embedding has \(e.vocabulary) rows but the tokenizer \(t.size) tokens")
         }
         model = m

@@ -229,6 +229,16 @@ func generateContinuesTheTrainedText() throws {
     let sampled = Fixtures.run([rt, "generate", ckpt, "--prompt", "a", "--tokens", "30", "--temperature", "1", "--top-k", "2", "--seed", "3"])
     #expect(sampled.status == 0 && sampled.output.hasPrefix("a"), "\(sampled.output)")
 
+    // eval: the checkpoint's metrics on a split; a learned table refuses a longer context.
+    let ev = Fixtures.run([rt, "eval", ckpt, "--split", "train"])
+    let loss = ev.output.split(separator: "\n").first { $0.hasPrefix("eval: ") }
+        .flatMap { l in l.split(separator: " ").firstIndex(of: "train_loss").map { Double(l.split(separator: " ")[$0 + 1]) ?? 9 } }
+    #expect(ev.status == 0 && (loss ?? 9) < 0.3 && ev.output.contains("bpb"), "\(ev.output)")
+    let noTest = Fixtures.run([rt, "eval", ckpt])
+    #expect(noTest.status != 0 && noTest.output.contains("the job has no test split"), "\(noTest.output)")
+    let longer = Fixtures.run([rt, "eval", ckpt, "--split", "train", "--context", "32"])
+    #expect(longer.status != 0 && longer.output.contains("learned positions have 16 rows, so it cannot run at context 32"), "\(longer.output)")
+
     let bad = Fixtures.run([rt, "generate", ckpt, "--prompt", "xyz"])
     #expect(bad.status != 0 && bad.output.contains("not in the model's vocabulary"), "\(bad.output)")
     try FileIO.makeDirectories("\(dir)/other")

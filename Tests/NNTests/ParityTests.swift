@@ -27,7 +27,7 @@ func tensor(_ e: SafeTensors.Entry) -> Tensor { Tensor(shape: e.shape, values: e
 
 /// A missing or empty fixture directory must fail, not run zero cases.
 @Test func fixturesArePresent() {
-    #expect(fixtures("layer_").count >= 78, "\(fixtures("layer_").count) layer fixtures in \(parityDir)")
+    #expect(fixtures("layer_").count >= 80, "\(fixtures("layer_").count) layer fixtures in \(parityDir)")
     #expect(fixtures("layer_block_").count == 11)
     #expect(fixtures("loss_").count >= 15)
     #expect(fixtures("zoo_").count == ModelSpec.zoo.count)
@@ -45,12 +45,17 @@ func layerMatchesPyTorch(file: String) throws {
     let l = try LayerFactory.build(spec, LayerContext(inputShape: shape, random: RandomSource(RNG(seed: 1)), source: file, path: "layer",
                                                       sequence: seq))
     // Padded keys ([B, T] bools), as a batch of unequal sequences hands them to the model.
-    if let padding = f.metadata["padding"], case .list(let rows) = try JSON.parse(padding) {
-        seq.keyPadding = rows.flatMap { row -> [Bool] in
+    func bools(_ key: String) throws -> [Bool]? {
+        guard let text = f.metadata[key], case .list(let rows) = try JSON.parse(text) else { return nil }
+        return rows.flatMap { row -> [Bool] in
             guard case .list(let cells) = row else { return [] }
             return cells.map { if case .bool(true) = $0 { true } else { false } }
         }
     }
+    seq.keyPadding = try bools("padding")
+    // A decoder layer's memory (an encoder output) and its padding.
+    seq.memory = f.tensor("memory").map(tensor)
+    seq.memoryPadding = try bools("memory_padding")
     for (name, p) in l.namedParameters() {
         let e = try #require(f.tensor("param.\(name)"), "\(file): no param.\(name)")
         try #require(e.shape == p.shape, "\(file): \(name) shape")
@@ -78,6 +83,9 @@ func layerMatchesPyTorch(file: String) throws {
     }
     for (name, p) in l.namedParameters() {
         #expect(relativeError(p.grad.data, f.tensor("grad.\(name)")!.floats()) < 1e-4, "\(file): gradient of \(name)")
+    }
+    if let ref = f.tensor("dmemory") {
+        #expect(seq.memoryGrad.count == ref.count && relativeError(seq.memoryGrad.data, ref.floats()) < 1e-4, "\(file): memory gradient")
     }
     // Running statistics after the forward (updated in training, untouched in evaluation).
     for (name, b) in l.namedBuffers() where !b.isCounter {

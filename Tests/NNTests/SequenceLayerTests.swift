@@ -140,3 +140,57 @@ func recurrentGradients(cell: String) throws {
     let causal = [-200, -20, -16, -15, -1, 0, 5].map { MultiHeadAttention.bucket($0, bidirectional: false) }
     #expect(causal == [31, 17, 16, 15, 1, 0, 0], "\(causal)")
 }
+
+/// The decoder layer against its Double reference with a fixed memory (both norm orders,
+/// padded memory keys), then the whole encoder–decoder, whose gradient reaches the encoder only
+/// through every decoder layer's cross-attention (summed in the context).
+@Test func decoderLayerAndEncoderDecoderGradients() throws {
+    for normFirst in [false, true] {
+        let ctx = SequenceContext()
+        let spec: ConfigValue = ["type": "transformer_decoder_layer", "heads": 2, "ffn": 6, "dropout": 0,
+                                 "norm_first": .bool(normFirst), "activation": .string(normFirst ? "gelu" : "relu")]
+        let l = initialized(try LayerFactory.build(spec, LayerContext(inputShape: [3, 4], random: RandomSource(RNG(seed: 1)),
+                                                                      source: "test", path: "layer", sequence: ctx)))
+        ctx.memory = GradCheck.input([2, 5, 4], seed: 4)
+        ctx.memoryPadding = [false, false, false, false, true, false, false, true, true, true]
+        let d = GradCheck.inDouble(l, input: GradCheck.input([2, 3, 4], seed: 11))
+        #expect(d.worst < 1e-4, "norm_first \(normFirst): \(d)")
+    }
+    let encdec: ConfigValue = [
+        "type": "encoder_decoder", "source": 4, "vocab": 7, "dim": 4,
+        "encoder": [["type": "transformer_encoder_layer", "heads": 2, "ffn": 6, "dropout": 0, "positions": "t5", "norm_first": true,
+                     "activation": "gelu"]],   // smooth: Float differences would straddle ReLU kinks
+        "decoder": [["type": "transformer_decoder_layer", "heads": 2, "ffn": 6, "dropout": 0, "positions": "t5"],
+                    ["type": "transformer_decoder_layer", "heads": 2, "ffn": 6, "dropout": 0, "norm_first": true]],
+    ]
+    let ids = Tensor(shape: [2, 7], values: [1, 2, 3, 4, 0, 5, 6, 6, 5, 4, 3, 0, 1, 2])
+    let l = try layer(encdec, [7])
+    let d = GradCheck.inDouble(l, input: ids)
+    #expect(d.worst < 1e-4, "\(d)")
+    // Float differences of the whole stack: looser (the T5 bias gradients are ~1e-3, near Float noise).
+    let r = GradCheck.layer(l, input: ids, eps: 1e-2)
+    #expect(r.worst < 5e-2, "\(r)")
+}
+
+@Test func encoderDecoderWiringAndErrors() throws {
+    func err(_ layers: [ConfigValue], input: [Int] = [7]) -> String {
+        do { _ = try Model(spec: ModelSpec(input: input, layers: layers), source: "job.yaml"); return "no error" } catch { return "\(error)" }
+    }
+    let dec: ConfigValue = ["type": "transformer_decoder_layer", "heads": 2, "ffn": 6, "dropout": 0]
+    func model(_ decoder: [ConfigValue], source: Int = 4) -> ConfigValue {
+        ["type": "encoder_decoder", "source": .int(source), "vocab": 7, "dim": 4,
+         "encoder": [["type": "transformer_encoder_layer", "heads": 2, "ffn": 6, "dropout": 0]], "decoder": .list(decoder)]
+    }
+    // One embedding for source, decoder input and the tied head (T5's `shared`).
+    let m = try Model(spec: ModelSpec(input: [7], layers: [model([dec]), ["type": "linear", "out": 7, "bias": false, "tie": 0]]))
+    #expect(m.outputShape == [3, 7])
+    #expect(m.parameters.map(\.name).contains("0.shared.weight") && m.parameters.map(\.name).contains("0.decoder.0.multihead_attn.in_proj_weight"))
+    #expect(m.unique.count == m.parameters.count - 1)
+    #expect(m.inputEmbedding?.vocabulary == 7)
+    var nonCausal = dec
+    if case .map(var e) = nonCausal { e.append(ConfigEntry(key: "causal", value: false)); nonCausal = .map(e) }
+    #expect(err([model([nonCausal])]).contains("a decoder must not see later target positions: model.layers[0].decoder[0].self_attn is attention without a causal mask"))
+    #expect(err([model([["type": "linear", "out": 4]])]).contains("needs at least one transformer_decoder_layer"))
+    #expect(err([model([dec], source: 7)]).contains("7 source ids leave no decoder positions"))
+    #expect(err([["type": "transformer_decoder_layer", "heads": 3]], input: [5, 4]).contains("3 heads do not divide the model width 4"))
+}

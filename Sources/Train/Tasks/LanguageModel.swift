@@ -9,13 +9,13 @@ import TensorCore
 /// bits per token).
 ///
 /// sums: [Σ target bytes]
-public final class LanguageModelTask: SupervisedTask {
+public class LanguageModelTask: SupervisedTask {
     let byteLengths: [Int]?
     private var vocabulary = 0
 
-    init(loss: Loss, byteLengths: [Int]?) {
+    init(loss: Loss, byteLengths: [Int]?, name: String = "language_model") {
         self.byteLengths = byteLengths
-        super.init(name: "language_model", loss: loss)
+        super.init(name: name, loss: loss)
     }
 
     override func expectedOutput(_ data: JobData) -> [Int]? {
@@ -28,9 +28,12 @@ public final class LanguageModelTask: SupervisedTask {
             throw TrainError("the language_model task needs token targets [T] (data.format: text); \(data.train.name) has \(data.train.target.map(\.description) ?? "no targets")")
         }
         vocabulary = t.count ?? 0
-        if let r = runner.replicas.first, r.model.takesIndices, let e = r.model.network.layers.first as? Embedding,
+        if let r = runner.replicas.first, r.model.takesIndices, let e = r.model.inputEmbedding,
            e.vocabulary < vocabulary {
             throw TrainError("the embedding has \(e.vocabulary) rows but the data's vocabulary has \(vocabulary) tokens")
+        }
+        if let r = runner.replicas.first, let why = Model.futureLeak(r.model.network, path: "model.layers") {
+            throw TrainError("the \(name) task predicts each token from the ones before it, but \(why): it would see the token it predicts (set causal: true, or use a unidirectional layer)")
         }
         try super.check(runner, data: data)
     }
