@@ -65,6 +65,9 @@ public struct DataConfig: Equatable, Sendable {
         public enum Tokenizer: String, CaseIterable, Sendable { case byte, char }
         public enum Encoding: String, CaseIterable, Sendable { case utf8, bytes }
         public enum Holdout: String, CaseIterable, Sendable { case tail, blocks }
+        /// none: language-model blocks; file: classification, each block labelled by the file it
+        /// comes from (blocks never cross files; classes are the training files' names).
+        public enum Labels: String, CaseIterable, Sendable { case none, file }
         public var tokenizer = Tokenizer.byte
         /// utf8: the text must be valid UTF-8 (checked, with the file and offset of any bad byte).
         public var encoding = Encoding.utf8
@@ -82,6 +85,7 @@ public struct DataConfig: Equatable, Sendable {
         /// Tokens between the starts of training windows (default: the context, non-overlapping
         /// blocks; 1: every offset, as nanoGPT's random windows). Held-out text is always blocks.
         public var stride: Int?
+        public var labels = Labels.none
     }
 
     public var format: Format?
@@ -197,6 +201,7 @@ public struct DataConfig: Equatable, Sendable {
         text.cacheDir = try t.optionalString("cache_dir")
         text.holdout = try t.choice("holdout", default: text.holdout)
         text.stride = try t.optionalInt("stride", min: 1)
+        text.labels = try t.choice("labels", default: text.labels)
         if text.stride != nil && text.holdout == .blocks && (validationFraction > 0 || testFraction > 0) {
             throw t.error("stride", "overlapping training windows need holdout: tail (random held-out blocks would overlap training windows)")
         }
@@ -267,7 +272,8 @@ public struct DataConfig: Equatable, Sendable {
             "text": .object(["tokenizer": .string(text.tokenizer.rawValue), "encoding": .string(text.encoding.rawValue),
                              "context": text.context.map { .int($0) } ?? .null, "include": strings(text.include),
                              "exclude": strings(text.exclude), "cache_dir": text.cacheDir.map { .string($0) } ?? .null,
-                             "holdout": .string(text.holdout.rawValue), "stride": text.stride.map { .int($0) } ?? .null]),
+                             "holdout": .string(text.holdout.rawValue), "stride": text.stride.map { .int($0) } ?? .null,
+                             "labels": .string(text.labels.rawValue)]),
             "window": window.map { .object(["length": .int($0.length), "horizon": .int($0.horizon)]) } ?? .null,
         ])
     }

@@ -64,7 +64,7 @@ public enum DataLoading {
         let n = train.count
         let nv = Int((Double(n) * c.validationFraction).rounded()), nt = Int((Double(n) * c.testFraction).rounded())
         // (Text held out as the stream's tail is split by TextData, around its windows.)
-        if (nv > 0 || nt > 0) && !(c.format == .text && c.text.holdout == .tail) {
+        if (nv > 0 || nt > 0) && !(c.format == .text && c.text.holdout == .tail && c.text.labels == .none) {
             let s = splitIndices(n, validation: nv, test: nt, seed: req.seed)
             let base = train
             train = Subset(base, indices: s.train, name: base.name + "[train]")

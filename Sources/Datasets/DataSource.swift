@@ -103,6 +103,40 @@ public final class TokenBlocks: DataSource {
 
 /// Seeded splits of 0..<n: the first `validation` and `test` counts of a permutation
 /// (independent of the training shuffle), the rest for training, each kept in index order.
+/// Classification samples from a token stream: sample i is the block of `context` tokens at
+/// starts[i], its class labels[i] (for text, the file it comes from).
+public final class LabelledBlocks: DataSource {
+    public let name: String
+    public let tokens: Column
+    public let context: Int
+    public let vocabulary: Int
+    public let starts: [Int]
+    public let labels: [Int32]
+    public let classes: Int
+
+    public init(name: String, tokens: Column, context: Int, vocabulary: Int, starts: [Int], labels: [Int32], classes: Int) {
+        self.name = name
+        self.tokens = tokens
+        self.context = context
+        self.vocabulary = vocabulary
+        self.starts = starts
+        self.labels = labels
+        self.classes = classes
+    }
+
+    public var count: Int { starts.count }
+    public var input: FieldSpec { FieldSpec(.ids, shape: [context], count: vocabulary) }
+    public var target: FieldSpec? { FieldSpec(.classes, shape: [], count: classes) }
+
+    public func gather(_ indices: ArraySlice<Int>, into batch: Batch) {
+        batch.prepare(indices.count, input: input, target: target)
+        for (k, i) in indices.enumerated() {
+            tokens.copyInts(from: starts[i], count: context, into: batch.ids.data + k * context)
+            batch.labels.data[k] = labels[i]
+        }
+    }
+}
+
 public func splitIndices(_ n: Int, validation: Int, test: Int, seed: UInt64) -> (train: [Int], validation: [Int], test: [Int]) {
     var rng = RNG(seed: seed, stream: "split")
     let perm = rng.permutation(n)

@@ -22,6 +22,7 @@ enum TextData {
         }
         let tokenizer = req.known?.tokenizer
             ?? (o.tokenizer == .byte ? .bytes : Tokenizer.characters(of: texts.flatMap { $0.1.map { String(decoding: $0.bytes, as: UTF8.self) } }))
+        if o.labels == .file { return try labelled(texts, tokenizer, context: context, o, req) }
         var sources: [String: DataSource] = [:]
         for (name, files) in texts {
             let tokens = try tokenize(files, tokenizer, cacheDir: o.cacheDir)
@@ -54,6 +55,39 @@ enum TextData {
         }
         var raw = DataLoading.Raw(train: sources["train"]!, validation: sources["validation"], test: sources["test"])
         raw.info.tokenizer = tokenizer
+        return raw
+    }
+
+    /// Classification by source file: every file's blocks of `context` tokens, labelled with the
+    /// file's name (the training split's files are the classes, sorted by name).
+    static func labelled(_ texts: [(String, [(path: String, bytes: [UInt8])])], _ t: Tokenizer, context: Int,
+                         _ o: DataConfig.TextOptions, _ req: DataLoading.Request) throws -> DataLoading.Raw {
+        func base(_ p: String) -> String { String(p.split(separator: "/").last ?? Substring(p)) }
+        let classes = req.known?.classNames ?? Array(Set(texts[0].1.map { base($0.path) })).sorted()
+        var sources: [String: DataSource] = [:]
+        for (name, files) in texts {
+            let tokens = try tokenize(files, t, cacheDir: o.cacheDir)
+            var starts: [Int] = [], labels: [Int32] = []
+            var offset = 0
+            for f in files {
+                let n = t.kind == .byte ? f.bytes.count : t.encode(f.bytes).ids.count
+                guard let label = classes.firstIndex(of: base(f.path)) else {
+                    throw FileError(f.path, "the \(name) file \(base(f.path)) is not one of the training files (the classes: \(classes.joined(separator: ", ")))")
+                }
+                for b in 0..<(n / context) {
+                    starts.append(offset + b * context)
+                    labels.append(Int32(label))
+                }
+                offset += n
+            }
+            let label = files.count == 1 ? files[0].path : "\(name) text (\(files.count) files)"
+            guard !starts.isEmpty else { throw FileError(label, "no file holds a block of \(context) tokens") }
+            sources[name] = LabelledBlocks(name: label, tokens: tokens, context: context, vocabulary: t.size, starts: starts,
+                                           labels: labels, classes: classes.count)
+        }
+        var raw = DataLoading.Raw(train: sources["train"]!, validation: sources["validation"], test: sources["test"])
+        raw.info.tokenizer = t
+        raw.info.classNames = classes
         return raw
     }
 

@@ -227,6 +227,67 @@ public final class GlobalAvgPool: Layer {
     }
 }
 
+/// A sequence `[T, E]` to one vector `[E]`: the mean over positions, or the first position's
+/// (BERT's [CLS] token) — what a classification head on a sequence encoder reads.
+///
+///     mean:  y[b, e] = Σ_t x[b, t, e] / T        first: y[b, e] = x[b, 0, e]
+public final class SequencePool: Layer {
+    public enum Mode: String, CaseIterable, Sendable { case mean, first }
+    public let mode: Mode
+    public let inputShape: [Int]
+    public let outputShape: [Int]
+    private let output = Tensor.workspace()
+    private let inputGrad = Tensor.workspace()
+
+    public init(inputShape: [Int], mode: Mode) throws {
+        guard inputShape.count == 2 else {
+            throw PoolShapeError(description: "sequence_pool needs a [steps, width] input, got \(inputShape)")
+        }
+        self.inputShape = inputShape
+        self.mode = mode
+        outputShape = [inputShape[1]]
+    }
+
+    public var flops: Int { mode == .mean ? inputShape.reduce(1, *) : 0 }
+
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        let b = batchSize(x), t = inputShape[0], e = inputShape[1]
+        output.resize([b, e])
+        for i in 0..<b {
+            let src = x.data + i * t * e, dst = output.data + i * e
+            dst.update(from: src, count: e)
+            guard mode == .mean else { continue }
+            for p in 1..<max(t, 1) { for j in 0..<e { dst[j] += src[p * e + j] } }
+            let inv = 1 / Float(t)
+            for j in 0..<e { dst[j] *= inv }
+        }
+        return output
+    }
+
+    public func backward(_ dy: Tensor, needInputGrad: Bool) -> Tensor? {
+        guard needInputGrad else { return nil }
+        let b = batchSize(dy), t = inputShape[0], e = inputShape[1]
+        inputGrad.resize([b] + inputShape)
+        inputGrad.zero()
+        let w: Float = mode == .mean ? 1 / Float(t) : 1
+        for i in 0..<b {
+            for p in 0..<(mode == .mean ? t : 1) {
+                let dst = inputGrad.data + (i * t + p) * e, src = dy.data + i * e
+                for j in 0..<e { dst[j] = src[j] * w }
+            }
+        }
+        return inputGrad
+    }
+
+    public func reference(_ x: [Double], batch b: Int, training: Bool, _ r: Reference) -> [Double] {
+        let t = inputShape[0], e = inputShape[1]
+        return (0..<(b * e)).map { k in
+            let i = k / e, j = k % e
+            return mode == .first ? x[i * t * e + j] : (0..<t).reduce(0) { $0 + x[(i * t + $1) * e + j] } / Double(t)
+        }
+    }
+}
+
 // MARK: FLOPs, references, job-file names
 
 extension MaxPool2D {
@@ -282,4 +343,6 @@ let poolingKinds = [
                       stride: try r.optionalInt("stride", min: 1), padding: try r.int("padding", default: 0, min: 0))
     },
     LayerKind("global_avgpool") { _, c in try GlobalAvgPool(inputShape: c.inputShape) },
+    /// `{type: sequence_pool, mode: mean|first}` on `[T, E]`.
+    LayerKind("sequence_pool") { r, c in try SequencePool(inputShape: c.inputShape, mode: try r.choice("mode", default: SequencePool.Mode.mean)) },
 ]

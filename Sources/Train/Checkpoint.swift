@@ -173,6 +173,22 @@ public enum Checkpoint {
         }
     }
 
+    /// Transfer learning: copies every tensor whose name and shape match a parameter or buffer
+    /// of `model`; returns the model's names left as initialised (a new head) and the file's
+    /// tensors nothing took (an old head).
+    public static func loadMatching(into model: Model, from file: SafeTensors.File, source: String,
+                                    prefix: String = "") throws -> (fresh: [String], unused: [String]) {
+        var fresh: [String] = [], taken = Set<String>()
+        for (name, v) in model.parameters.map({ ($0.name, $0.parameter.value) }) + model.buffers.filter({ !$0.buffer.isCounter }).map({ ($0.name, $0.buffer.value) }) {
+            guard let t = file.tensor(prefix + name), t.shape == v.shape else { fresh.append(name); continue }
+            try check(t, shape: v.shape, source: source)
+            t.copyFloats(into: v.data)
+            taken.insert(prefix + name)
+        }
+        let unused = file.tensors.map(\.name).filter { !taken.contains($0) && !$0.hasPrefix("optimizer.") && $0.hasPrefix(prefix) }
+        return (fresh, unused)
+    }
+
     /// Restores optimizer slots saved by `save`.
     public static func loadOptimizer(_ optimizer: Optimizer, steps: Int, from file: SafeTensors.File, source: String,
                                      prefix: String = "") throws {

@@ -23,7 +23,7 @@ public struct JobData {
     public static func load(_ job: JobConfig, targets: TargetEncoding? = nil, known: DataInfo? = nil) throws -> JobData {
         let spec = job.namedModels[0].spec
         let req = DataLoading.Request(input: spec.takesIndices ? .ids : .values, target: targets ?? job.task.kind.targetEncoding,
-                                      seed: UInt64(job.seed), context: spec.input.first, known: known)
+                                      seed: UInt64(job.seed), context: job.dataContext, known: known)
         let d = try DataLoading.load(job.data, req)
         return JobData(train: d.train, validation: d.validation, test: d.test, info: d.info)
     }
@@ -35,5 +35,14 @@ public struct JobData {
         if let v = validation { return ("val", v) }
         if let t = test { return ("test", t) }
         return nil
+    }
+}
+
+extension JobConfig {
+    /// Tokens per text sample: the model's input length, less the positions a task fills
+    /// itself (masked_lm's [CLS] and [SEP]s).
+    var dataContext: Int? {
+        guard let t = namedModels[0].spec.input.first else { return nil }
+        return task.kind == .maskedLM ? t - MaskedLanguageModelTask.specials(nsp: task.nsp) : t
     }
 }

@@ -31,6 +31,11 @@ public enum TaskKind: String, CaseIterable, Sendable {
     case boundedRegression = "bounded_regression"
     case counting
     case languageModel = "language_model"
+    /// Sequence to sequence (an encoder–decoder): per-token cross-entropy on the target with
+    /// teacher forcing; evaluated by greedy decoding (exact match, token accuracy).
+    case seq2seq
+    /// BERT-style pre-training of an encoder: masked tokens (and next-sentence prediction).
+    case maskedLM = "masked_lm"
     case reconstruction
 
     /// The task a loss implies when the job names no task.
@@ -46,7 +51,7 @@ public enum TaskKind: String, CaseIterable, Sendable {
     /// The loss when the job names none.
     var defaultLoss: LossKind {
         switch self {
-        case .classification, .languageModel: return .crossEntropy
+        case .classification, .languageModel, .seq2seq, .maskedLM: return .crossEntropy
         case .binary, .multilabel: return .bce
         case .regression, .boundedRegression, .reconstruction: return .mse
         case .counting: return .poissonNLL
@@ -60,7 +65,7 @@ public enum TaskKind: String, CaseIterable, Sendable {
         case .binary, .multilabel: return [.bce]
         case .regression, .boundedRegression: return [.mse, .mae, .huber]
         case .counting: return [.poissonNLL]
-        case .languageModel: return [.crossEntropy]
+        case .languageModel, .seq2seq, .maskedLM: return [.crossEntropy]
         case .reconstruction: return [.mse, .mae, .huber, .bce]
         }
     }
@@ -93,6 +98,12 @@ public struct JobConfig: Equatable, Sendable {
         public var rate = RateOutput.exp
         /// classification: also report top-k accuracy.
         public var topK = 5
+        /// masked_lm: next-sentence prediction (BERT) or none (RoBERTa); the share of tokens
+        /// chosen; masks fixed per sample (static) or drawn again every step (dynamic).
+        public var nsp = true
+        public var maskRate = 0.15
+        public enum Masking: String, CaseIterable, Sendable { case `static`, dynamic }
+        public var masking = Masking.static
     }
     public var task = TaskOptions()
 
@@ -334,6 +345,9 @@ public struct JobConfig: Equatable, Sendable {
                 if task.high <= task.low { throw tr.error("high", "must be greater than low (\(task.low))") }
                 task.rate = try tr.choice("rate", default: task.rate)
                 task.topK = try tr.int("top_k", default: task.topK, min: 1)
+                task.nsp = try tr.bool("nsp", default: task.nsp)
+                task.maskRate = try tr.double("mask_rate", default: task.maskRate, min: 0.01, max: 0.9)
+                task.masking = try tr.choice("masking", default: task.masking)
                 try tr.finish()
             }
         }
@@ -364,7 +378,8 @@ public struct JobConfig: Equatable, Sendable {
             "model": models.isEmpty ? model.configValue : .null,
             "models": models.isEmpty ? .null : .map(models.map { ConfigEntry(key: $0.name, value: $0.spec.configValue) }),
             "task": .object(["type": .string(task.kind.rawValue), "low": .double(task.low), "high": .double(task.high),
-                             "rate": .string(task.rate.rawValue), "top_k": .int(task.topK)]),
+                             "rate": .string(task.rate.rawValue), "top_k": .int(task.topK), "nsp": .bool(task.nsp),
+                             "mask_rate": .double(task.maskRate), "masking": .string(task.masking.rawValue)]),
             "data": data.configValue,
             "train": .object(["epochs": .int(train.epochs), "max_steps": .int(train.maxSteps), "batch_size": .int(train.batchSize),
                               "loss": .string(train.loss.rawValue), "huber_delta": .double(train.huberDelta),

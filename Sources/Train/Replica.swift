@@ -55,6 +55,8 @@ public final class StepRunner {
     public let microBatchSize: Int
     /// The learning rate of the step being taken (warmup and schedule applied).
     public internal(set) var lr: Float = 0
+    /// The optimizer step being taken (0-based; counted over the whole run, resumes included).
+    public internal(set) var globalStep = 0
     /// Draws of tasks that sample during training; one stream per rank.
     public var random: RNG
     let job: JobConfig

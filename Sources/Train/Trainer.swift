@@ -210,18 +210,32 @@ public final class Trainer {
         }
     }
 
-    /// Loads weights only (a fresh run from pretrained or exported parameters).
-    public func initialize(fromWeights path: String) throws {
+    /// Loads weights only (a fresh run from pretrained or exported parameters). `partial`: only
+    /// the tensors whose names and shapes match (fine-tuning with a new head); the rest of the
+    /// model keeps its initialisation and is reported.
+    @discardableResult
+    public func initialize(fromWeights path: String, partial: Bool = false) throws -> (fresh: [String], unused: [String]) {
         let file = try SafeTensors.read(path: path)
         // Weights trained on another vocabulary would read every id as a different token.
         if let meta = file.metadata["data"], let ours = data.info.tokenizer,
            let theirs = try? DataInfo(try JSON.parse(meta), source: path).tokenizer, theirs != ours {
             throw FileError(path, "its vocabulary (\(theirs.kind.rawValue), \(theirs.size) tokens) differs from this data's (\(ours.kind.rawValue), \(ours.size) tokens): embedding rows would stand for other tokens")
         }
+        var report: (fresh: [String], unused: [String]) = ([], [])
         for r in replicas {
-            try Checkpoint.loadParameters(into: r.model, from: file, source: path, prefix: r.prefix)
+            if partial {
+                let m = try Checkpoint.loadMatching(into: r.model, from: file, source: path, prefix: r.prefix)
+                report.fresh += m.fresh
+                report.unused += m.unused
+            } else {
+                try Checkpoint.loadParameters(into: r.model, from: file, source: path, prefix: r.prefix)
+            }
             try comm.broadcast(r.model.values.buffer, root: 0)
         }
+        if partial && report.fresh.count == replicas.reduce(0, { $0 + $1.model.parameters.count + $1.model.buffers.filter { !$0.buffer.isCounter }.count }) {
+            throw FileError(path, "no tensor matches this model by name and shape: nothing would be initialised from it")
+        }
+        return report
     }
 
     // MARK: one step
@@ -232,6 +246,7 @@ public final class Trainer {
     @discardableResult
     public func step(_ batch: Batch) throws -> Float {
         runner.lr = Float(learningRate(step: state.globalStep))
+        runner.globalStep = state.globalStep
         return try task.step(batch, runner)
     }
 
@@ -246,6 +261,7 @@ public final class Trainer {
         let w = comm.worldSize, r = comm.rank
         let shard = (r * ds.count / w)..<((r + 1) * ds.count / w)
         let m = task.makeMetrics()
+        task.willEvaluate(ds)
         var start = shard.lowerBound
         while start < shard.upperBound {
             let end = min(start + bs, shard.upperBound)

@@ -78,11 +78,15 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: "Start a fresh run from the weights in this safetensors file.")
     var initFrom: String?
 
+    @Flag(name: .long, help: "With --init-from: take only the tensors whose names and shapes match (fine-tuning with a new head); report the rest.")
+    var initPartial = false
+
     @Option(name: .long, help: "OpenBLAS threads (default: OPENBLAS_NUM_THREADS or all cores).")
     var threads: Int?
 
     func validate() throws {
         if resume != nil && initFrom != nil { throw ValidationError("use either --resume or --init-from, not both") }
+        if initPartial && initFrom == nil { throw ValidationError("--init-partial needs --init-from") }
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1, got \(t)") }
     }
 
@@ -98,8 +102,9 @@ struct TrainCommand: ParsableCommand {
                 Trainer.printLine("resumed from \(c.path) at epoch \(trainer.state.epoch + 1), step \(trainer.state.globalStep)")
             }
             if let w = initFrom {
-                try trainer.initialize(fromWeights: w)
-                Trainer.printLine("initialised weights from \(w)")
+                let r = try trainer.initialize(fromWeights: w, partial: initPartial)
+                Trainer.printLine("initialised weights from \(w)" + (initPartial
+                    ? "; new: \(r.fresh.isEmpty ? "none" : r.fresh.joined(separator: ", ")); not used: \(r.unused.isEmpty ? "none" : r.unused.joined(separator: ", "))" : ""))
             }
             let summary = try trainer.run(checkpointDir: job.checkpoint.dir.isEmpty ? nil : "\(job.checkpoint.dir)/\(job.name)")
             let final = summary.test ?? summary.lastEvaluation

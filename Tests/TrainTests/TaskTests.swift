@@ -409,3 +409,75 @@ func forecastingWindowsBeatPersistence() throws {
     #expect((ev["mse"] ?? 99) < 0.6 * persist, "\(ev.line); persistence mse \(persist)")
     try checkDataParallel(job)
 }
+
+/// Sequence models' bad input: ids past the embedding, attention that sees the token it
+/// predicts, a checkpoint of another vocabulary — each refused with what is wrong.
+@Test func sequenceMistakesAreClearErrors() throws {
+    let dir = Fixtures.tempDirectory("task-seq-errors")
+    try writeNPY("\(dir)/ids.npy", (0..<40).map { Float($0 % 10) }, [10, 4])
+    try writeNPY("\(dir)/y.npy", (0..<10).map { Float($0 % 2) }, [10])
+    let pastVocab = try taskJob("ids", task: "classification", input: [4],
+                                layers: [["type": "embedding", "vocab": 5, "dim": 4], "flatten", ["type": "linear", "out": 2]],
+                                data: ["train": ["inputs": .string("\(dir)/ids.npy"), "targets": .string("\(dir)/y.npy")]], batch: 2)
+    do { _ = try trained(pastVocab); Issue.record("expected an error") } catch {
+        #expect("\(error)".contains("the embedding has 5 rows but \(dir)/ids.npy holds ids up to 9"), "\(error)")
+    }
+    try FileIO.writeAtomically("\(dir)/a.txt", bytes: Array(String(repeating: "abcab ", count: 60).utf8))
+    func lm(_ layer: ConfigValue, file: String = "a.txt", vocab: Int = 4) throws -> JobConfig {
+        try taskJob("lm", task: "language_model", input: [8], layers: [["type": "embedding", "vocab": .int(vocab), "dim": 4], layer,
+                                                                        ["type": "linear", "out": .int(vocab)]],
+                    data: ["train": .string("\(dir)/\(file)"), "text": ["tokenizer": "char", "cache_dir": .string(dir)]], epochs: 1, batch: 4)
+    }
+    for (layer, why) in [(["type": "transformer_encoder_layer", "heads": 2, "ffn": 8] as ConfigValue, "model.layers[1].self_attn is attention without a causal mask"),
+                         (["type": "gru", "hidden": 2, "bidirectional": true], "model.layers[1] is a bidirectional gru")] {
+        do { _ = try trained(try lm(layer)); Issue.record("expected an error") } catch {
+            #expect("\(error)".contains("the language_model task predicts each token from the ones before it, but \(why)"), "\(error)")
+        }
+    }
+    // Weights of a 4-character vocabulary refused by data of 5.
+    let causal: ConfigValue = ["type": "attention", "heads": 2, "causal": true]
+    let first = try lm(causal)
+    let t = try Trainer(job: first, data: try JobData.load(first), log: { _ in })
+    _ = try t.run()
+    try t.saveCheckpoint(dir)
+    let saved = try #require(Checkpoint.list(in: dir).last)
+    try FileIO.writeAtomically("\(dir)/b.txt", bytes: Array(String(repeating: "abcdab ", count: 60).utf8))
+    let other = try Trainer(job: try lm(causal, file: "b.txt", vocab: 5), data: try JobData.load(try lm(causal, file: "b.txt", vocab: 5)), log: { _ in })
+    do { try other.initialize(fromWeights: saved); Issue.record("expected an error") } catch {
+        #expect("\(error)".contains("its vocabulary (char, 4 tokens) differs from this data's (char, 5 tokens)"), "\(error)")
+    }
+}
+
+@Test(.timeLimit(.minutes(10)))
+func encoderDecoderLearnsToReverseAndDecodesGreedily() throws {
+    // Reverse five tokens (1…6): ids = source, start id 0, the reversed sequence shifted right.
+    let dir = Fixtures.tempDirectory("task-seq2seq")
+    var rng = RNG(seed: 14)
+    var ids: [Float] = [], labels: [Float] = []
+    for _ in 0..<1200 {
+        let src = (0..<5).map { _ in Float(1 + rng.below(6)) }
+        let tgt = Array(src.reversed())
+        ids += src + [0] + tgt.dropLast()
+        labels += tgt
+    }
+    try writeNPY("\(dir)/ids.npy", ids, [1200, 10])
+    try writeNPY("\(dir)/labels.npy", labels, [1200, 5])
+    let block: ConfigValue = ["heads": 2, "ffn": 32, "dropout": 0, "norm_first": true, "positions": "t5"]
+    func with(_ type: String) -> ConfigValue {
+        guard case .map(var e) = block else { return block }
+        e.insert(ConfigEntry(key: "type", value: .string(type)), at: 0)
+        return .map(e)
+    }
+    let job = try taskJob("rev", task: "seq2seq", input: [10],
+                          layers: [["type": "encoder_decoder", "source": 5, "vocab": 7, "dim": 16,
+                                    // Cross-attention has no position bias: absolute positions let a decoder
+                                    // step find the source token it mirrors.
+                                    "encoder": ["sinusoidal_positions", with("transformer_encoder_layer"), "layernorm"],
+                                    "decoder": ["sinusoidal_positions", with("transformer_decoder_layer"), "layernorm"]],
+                                   ["type": "linear", "out": 7, "bias": false, "tie": 0]],
+                          data: ["train": ["inputs": .string("\(dir)/ids.npy"), "targets": .string("\(dir)/labels.npy")],
+                                 "test_fraction": 0.1], epochs: 12, batch: 32, lr: 0.005)
+    let (ev, _) = try trained(job)
+    #expect((ev["exact_match"] ?? 0) > 0.9 && (ev["token_acc"] ?? 0) > 0.97, "\(ev.line)")
+    try checkDataParallel(job)
+}

@@ -22,6 +22,12 @@ public protocol Task: AnyObject {
     func makeMetrics() -> MetricSums
     /// The metrics from sums reduced over every rank.
     func finish(_ metrics: MetricSums) -> [Metric]
+    /// Called before an evaluation of `data` (a task that draws from the split it evaluates).
+    func willEvaluate(_ data: DataSource)
+}
+
+extension Task {
+    public func willEvaluate(_ data: DataSource) {}
 }
 
 public struct Metric: Equatable, Sendable {
@@ -194,7 +200,7 @@ public func checkInput(_ model: Model, _ d: DataSource) throws {
     guard model.inputShape == d.input.shape else {
         throw TrainError("model input shape \(model.inputShape) does not match the samples of \(d.name), \(d.input.shape)")
     }
-    if let n = d.input.count, model.takesIndices, let e = model.network.layers.first as? Embedding, e.vocabulary < n {
+    if let n = d.input.count, model.takesIndices, let e = model.inputEmbedding, e.vocabulary < n {
         throw TrainError("the embedding has \(e.vocabulary) rows but \(d.name) holds ids up to \(n - 1)")
     }
 }
@@ -207,7 +213,7 @@ extension TaskKind {
     /// What the data must hold for this task.
     public var targetEncoding: TargetEncoding {
         switch self {
-        case .classification, .binary, .languageModel: return .classes
+        case .classification, .binary, .languageModel, .seq2seq, .maskedLM: return .classes
         case .multilabel, .regression, .boundedRegression, .counting: return .values
         case .reconstruction: return .none
         }
@@ -226,6 +232,9 @@ extension JobConfig {
         case .boundedRegression: return BoundedRegressionTask(loss: l, low: Float(task.low), high: Float(task.high))
         case .counting: return CountingTask(rate: task.rate)
         case .languageModel: return LanguageModelTask(loss: l, byteLengths: data.tokenizer?.byteLengths)
+        case .seq2seq: return Seq2SeqTask(loss: l)
+        case .maskedLM:
+            return MaskedLanguageModelTask(nsp: task.nsp, rate: task.maskRate, dynamic: task.masking == .dynamic, seed: UInt64(seed))
         case .reconstruction: return ReconstructionTask(loss: l)
         }
     }
