@@ -14,7 +14,7 @@ private func corpus(_ dir: String) throws -> String {
     var rng = RNG(seed: 21)
     let letters = Array("abcdefghij")
     var text = "", c = 0
-    for _ in 0..<100 {
+    for _ in 0..<200 {
         let step = [1, 3, 7][rng.below(3)]
         for _ in 0..<48 { text.append(letters[c]); c = (c + step) % 10 }
     }
@@ -42,7 +42,7 @@ private func bertJob(_ dir: String, nsp: Bool, masking: String, epochs: Int = 3)
     let task = try #require(trainer.task as? MaskedLanguageModelTask)
     let b = Batch()
     data.train.gather(Array(0..<data.train.count)[...], into: b)
-    task.prepare(b, salt: 0)
+    task.prepare(b, salt: 0, partners: data.train)
     let n = b.count, t = 19, k = 2   // round(0.15 · 16) = 2 per sequence
     #expect(task.chosen == k)
     var masked = 0, random = 0, kept = 0, notNext = 0
@@ -66,9 +66,9 @@ private func bertJob(_ dir: String, nsp: Bool, masking: String, epochs: Int = 3)
     #expect(abs(Double(notNext) / Double(n) - 0.5) < 0.12, "\(notNext) of \(n)")
     // Static masks repeat; dynamic ones (another salt) move.
     let first = task.positions
-    task.prepare(b, salt: 0)
+    task.prepare(b, salt: 0, partners: data.train)
     #expect(task.positions == first)
-    task.prepare(b, salt: 12345)
+    task.prepare(b, salt: 12345, partners: data.train)
     #expect(task.positions != first)
 }
 

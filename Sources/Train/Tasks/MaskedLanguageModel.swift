@@ -27,8 +27,9 @@ public final class MaskedLanguageModelTask: Task {
     let dynamic: Bool
     let seed: UInt64
     private let ce = SoftmaxCrossEntropy()
-    private var vocabulary = 0, steps = 0, dataSteps = 0, width = 0
-    private var partners: DataSource?
+    private var vocabulary = 0, dataSteps = 0, width = 0
+    // Where NotNext halves come from: the training split, or the split being evaluated.
+    private var trainSource: DataSource?, evalSource: DataSource?
     // The model's input, the chosen positions and their original tokens, the pairs' labels.
     let input = Batch()
     var positions: [Int] = []
@@ -77,16 +78,16 @@ public final class MaskedLanguageModelTask: Task {
         guard r.model.outputShape == [t, width] else {
             throw TrainError("the masked_lm task needs outputs [\(t), \(width)] (the \(v) token logits\(nsp ? " and 2 next-sentence logits" : "")), the model gives \(r.model.outputShape)")
         }
-        partners = data.train
+        trainSource = data.train
     }
 
-    public func willEvaluate(_ d: DataSource) { partners = d }
+    public func willEvaluate(_ d: DataSource) { evalSource = d }
 
     @inline(__always) static func mix(_ h: inout UInt64, _ v: UInt64) { h = (h ^ v) &* 0x0000_0100_0000_01B3 }
 
     /// Fills `input` from the data blocks of `b`: specials, NSP pairs and masks; the chosen
     /// positions and their original tokens go to `positions` / `maskedLabels`.
-    func prepare(_ b: Batch, salt: UInt64) {
+    func prepare(_ b: Batch, salt: UInt64, partners: DataSource?) {
         let n = b.count, d = dataSteps, t = d + Self.specials(nsp: nsp), k = chosen
         input.prepare(n, input: FieldSpec(.ids, shape: [t], count: vocabulary + 3), target: nil)
         positions = [Int](repeating: 0, count: n * k)
@@ -107,7 +108,7 @@ public final class MaskedLanguageModelTask: Task {
                 row[1 + half] = sepID
                 let notNext = rng.below(2) == 1, second = row + 2 + half
                 if notNext, let p = partners, p.count > 1 {
-                    partners(p, avoiding: block, rng: &rng, into: second, half: half)
+                    otherHalf(p, avoiding: block, rng: &rng, into: second, half: half)
                 } else {
                     second.update(from: block + half, count: half)
                 }
@@ -133,7 +134,7 @@ public final class MaskedLanguageModelTask: Task {
     }
 
     /// The second half of another block of the partner source (never the sample's own).
-    private func partners(_ p: DataSource, avoiding block: UnsafeMutablePointer<Int32>, rng: inout RNG,
+    private func otherHalf(_ p: DataSource, avoiding block: UnsafeMutablePointer<Int32>, rng: inout RNG,
                           into out: UnsafeMutablePointer<Int32>, half: Int) {
         let j = rng.below(p.count)
         p.gather([j][...], into: partner)
@@ -181,7 +182,7 @@ public final class MaskedLanguageModelTask: Task {
         let salt: UInt64 = dynamic ? UInt64(run.globalStep + 1) &* 0x9E37_79B9_7F4A_7C15 : 0
         var total: Float = 0
         for (m, mb) in run.microBatches(batch).enumerated() {
-            prepare(mb, salt: salt)
+            prepare(mb, salt: salt, partners: trainSource)
             let out = r.forward(input, training: true)
             let l = loss(out, grad: true)
             total += l.mlm + l.nsp
@@ -190,14 +191,13 @@ public final class MaskedLanguageModelTask: Task {
         }
         let stepLoss = try r.finishReduce(localLoss: total / Float(a))
         try run.apply(r, loss: stepLoss)
-        steps += 1
         return stepLoss
     }
 
     public func makeMetrics() -> MetricSums { MetricSums(count: 5) }
 
     public func evaluate(_ batch: Batch, _ run: StepRunner, into m: MetricSums) {
-        prepare(batch, salt: 0)
+        prepare(batch, salt: 0, partners: evalSource ?? trainSource)
         let out = run.replicas[0].forward(input, training: false)
         let l = loss(out, grad: false)
         let n = batch.count, k = chosen, v = vocabulary, w = width, t = dataSteps + Self.specials(nsp: nsp)
