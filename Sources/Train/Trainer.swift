@@ -111,6 +111,9 @@ public final class Trainer {
     /// Steps the run takes: every epoch, or `train.max_steps` when set.
     public var totalSteps: Int { job.train.maxSteps > 0 ? job.train.maxSteps : stepsPerEpoch * job.train.epochs }
 
+    /// Whether the run has nothing left to train (a resume from its last checkpoint).
+    public var isFinished: Bool { state.globalStep >= totalSteps }
+
     // MARK: learning rate
 
     /// The learning rate after the linear scaling rule (Goyal et al.): base × global / base batch.

@@ -9,7 +9,8 @@ struct RingTrain: ParsableCommand {
         commandName: "ringtrain",
         abstract: "Data-parallel deep-learning training on CPUs over ZeroMQ.",
         subcommands: [TrainCommand.self, LaunchCommand.self, CoordinatorCommand.self, WorkerCommand.self, KeygenCommand.self, SummaryCommand.self,
-                      BenchCommand.self, VersionCommand.self, CommWorker.self, CommTest.self, ExportModelCommand.self, GenerateCommand.self, EvalCommand.self]
+                      BenchCommand.self, VersionCommand.self, CommWorker.self, CommTest.self, ExportModelCommand.self, GenerateCommand.self, EvalCommand.self,
+                      InspectCommand.self]
     )
 }
 

@@ -99,6 +99,13 @@ struct TrainCommand: ParsableCommand {
             let trainer = try Trainer(job: job, data: data)
             if let c = checkpoint {
                 try trainer.restore(c)
+                if trainer.isFinished {
+                    let e = job.train.maxSteps > 0 ? "train.max_steps \(job.train.maxSteps)" : "\(job.train.epochs) epochs"
+                    Trainer.printLine("\(c.path) ends a finished run (step \(trainer.state.globalStep) of \(trainer.totalSteps), \(e)): "
+                        + "nothing to train. To train further, resume with a longer run: --resume \(c.path) --epochs N "
+                        + "(or --set train.max_steps=N)")
+                    return
+                }
                 Trainer.printLine("resumed from \(c.path) at epoch \(trainer.state.epoch + 1), step \(trainer.state.globalStep)")
             }
             if let w = initFrom {

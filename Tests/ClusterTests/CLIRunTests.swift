@@ -1,4 +1,5 @@
 import Cluster
+import Config
 import Formats
 import Glibc
 import NN
@@ -38,6 +39,26 @@ func trainResumeAndInitFromThroughTheCLI() throws {
     #expect(resumed.status == 0 && resumed.output.contains("resumed from \(mid) at epoch 2, step 56"), "\(resumed.output)")
     #expect(doneFields(resumed.output)["test_loss"] == done["test_loss"] && doneFields(resumed.output)["test_acc"] == done["test_acc"],
             "resumed \(doneFields(resumed.output)) vs uninterrupted \(done)")
+
+    // The last checkpoint of a finished run: nothing to do, said so with how to go further.
+    let end = "\(dir)/full/cluster-test/step-00000064.safetensors"
+    let again = Fixtures.run([rt, "train", "--resume", end, "--checkpoint-dir", "\(dir)/again"])
+    #expect(again.status == 0 && again.output.contains("ends a finished run (step 64 of 64, 2 epochs): nothing to train")
+            && again.output.contains("--epochs N"), "\(again.output)")
+    let longer = Fixtures.run([rt, "train", "--resume", end, "--epochs", "3", "--checkpoint-dir", "\(dir)/longer"])
+    #expect(longer.status == 0 && longer.output.contains("resumed from \(end) at epoch 3, step 64")
+            && longer.output.contains("epoch 3/3"), "\(longer.output)")
+
+    // inspect: progress, model, tensors; as JSON for scripts; a broken file is an error naming it.
+    let shown = Fixtures.run([rt, "inspect", end])
+    #expect(shown.status == 0 && shown.output.contains("job cluster-test (classification), step 64, epoch 3")
+            && shown.output.contains("optimizer slots"), "\(shown.output)")
+    let asJSON = Fixtures.run([rt, "inspect", end, "--json"])
+    let tree = try JSON.parse(asJSON.output.split(separator: "\n").last.map(String.init) ?? "")
+    #expect(tree["global_step"] == .int(64) && tree["world_size"] == .int(1), "\(asJSON.output)")
+    try FileIO.writeAtomically("\(dir)/junk.safetensors", bytes: Array("not a checkpoint".utf8))
+    let junk = Fixtures.run([rt, "inspect", "\(dir)/junk.safetensors"])
+    #expect(junk.status != 0 && junk.output.contains("\(dir)/junk.safetensors"), "\(junk.output)")
 
     // --init-from: the weights only — a new run from step 0 that starts far better than chance.
     let warm = Fixtures.run([rt, "train", job, "--epochs", "1", "--init-from", "\(dir)/part/cluster-test/step-00000032.safetensors",
