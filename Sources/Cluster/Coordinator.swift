@@ -17,6 +17,9 @@ public final class Coordinator {
         public var job: JobConfig
         /// Checkpoint every worker resumes from (rank 0 reads it and broadcasts it).
         public var resume: String?
+        /// Weights every worker starts from (`--init-from`), all or only those that match.
+        public var initFrom: String?
+        public var initPartial = false
         /// Longest wait for all workers to arrive.
         public var rendezvousTimeout = 120.0
         /// CURVE: the coordinator's key pair and the workers' public keys allowed to connect.
@@ -144,7 +147,9 @@ public final class Coordinator {
         for m in members {
             send(.welcome(.init(rank: m.rank, world: n, peers: peers.map(\.hello.endpoint), hosts: peers.map(\.hello.host),
                                 peerKeys: peers.compactMap(\.hello.publicKey).count == n ? peers.map { $0.hello.publicKey! } : [],
-                                runID: runID, job: job, resume: options.resume)), to: m.identity)
+                                runID: runID, job: job, resume: options.resume,
+                                                            initFrom: options.resume == nil ? options.initFrom : nil,
+                                                            initPartial: options.initPartial)), to: m.identity)
             members[members.firstIndex { $0.identity == m.identity }!].lastSeen = monotonicSeconds()
         }
         log("job \(options.job.name) started: run \(String(runID, radix: 16)), \(n) ranks"

@@ -12,6 +12,11 @@ public final class LocalLauncher {
     public let workers: Int
     public let maxRestarts: Int
     public var resume: String?
+    /// Weights the workers start from (ignored once a restart resumes from a checkpoint).
+    public var initFrom: String?
+    public var initPartial = false
+    /// BLAS threads per worker instead of the cores shared out.
+    public var threads: Int?
 
     public init(job: JobConfig, workers: Int, maxRestarts: Int = 0, resume: String? = nil) {
         self.job = job
@@ -21,7 +26,7 @@ public final class LocalLauncher {
     }
 
     /// BLAS threads per worker: the cores shared out, at least one.
-    public var threadsPerWorker: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) / workers) }
+    public var threadsPerWorker: Int { threads ?? max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) / workers) }
 
     public func run() -> Int32 {
         signal(SIGINT, SIG_IGN)
@@ -47,7 +52,10 @@ public final class LocalLauncher {
     private func runOnce(_ interrupted: Interrupts) -> Coordinator.Outcome {
         let coordinator: Coordinator
         do {
-            coordinator = try Coordinator(.init(listen: "tcp://127.0.0.1:*", workers: workers, job: job, resume: resume))
+            var o = Coordinator.Options(listen: "tcp://127.0.0.1:*", workers: workers, job: job, resume: resume)
+            o.initFrom = initFrom
+            o.initPartial = initPartial
+            coordinator = try Coordinator(o)
         } catch {
             Trainer.printLine("[launch] cannot start the coordinator: \(error)")
             return .failed(rank: nil, host: nil, message: "\(error)")

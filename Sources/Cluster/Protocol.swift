@@ -41,10 +41,15 @@ public enum ControlMessage: Equatable, Sendable {
         public var job: ConfigValue
         /// Checkpoint to resume from (read by rank 0 and broadcast to the others).
         public var resume: String?
+        /// Weights a fresh run starts from (each rank reads them; rank 0's are broadcast), and
+        /// whether only the tensors that match are taken (fine-tuning with a new head).
+        public var initFrom: String?
+        public var initPartial = false
         public init(rank: Int, world: Int, peers: [String], hosts: [String], peerKeys: [String] = [],
-                    runID: UInt64, job: ConfigValue, resume: String? = nil) {
+                    runID: UInt64, job: ConfigValue, resume: String? = nil, initFrom: String? = nil, initPartial: Bool = false) {
             self.rank = rank; self.world = world; self.peers = peers; self.hosts = hosts
             self.peerKeys = peerKeys; self.runID = runID; self.job = job; self.resume = resume
+            self.initFrom = initFrom; self.initPartial = initPartial
         }
     }
 
@@ -91,6 +96,7 @@ public enum ControlMessage: Equatable, Sendable {
             put("peer_keys", .list(w.peerKeys.map { .string($0) }))
             put("run_id", .string(String(w.runID, radix: 16))); put("job", w.job)
             put("resume", w.resume.map { .string($0) })
+            put("init_from", w.initFrom.map { .string($0) }); put("init_partial", w.initPartial ? .bool(true) : nil)
         case .reject(let reason): put("reason", .string(reason))
         case .heartbeat(let rank, let step): put("rank", .int(rank)); put("step", .int(step))
         case .ping: break
@@ -151,7 +157,8 @@ public enum ControlMessage: Equatable, Sendable {
                 guard let run = UInt64(try r.requiredString("run_id"), radix: 16) else { throw r.error("run_id", "not hexadecimal") }
                 guard let job = r.value("job"), case .map = job else { throw r.error("job", "required object is missing") }
                 msg = .welcome(Welcome(rank: rank, world: world, peers: peers, hosts: hosts, peerKeys: keys,
-                                       runID: run, job: job, resume: try r.optionalString("resume")))
+                                       runID: run, job: job, resume: try r.optionalString("resume"),
+                                       initFrom: try r.optionalString("init_from"), initPartial: try r.bool("init_partial", default: false)))
             case "REJECT": msg = .reject(reason: try r.requiredString("reason"))
             case "HEARTBEAT": msg = .heartbeat(rank: try r.requiredInt("rank", min: 0), step: try r.requiredInt("step", min: 0))
             case "PING": msg = .ping

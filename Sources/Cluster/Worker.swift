@@ -113,6 +113,10 @@ public final class WorkerRuntime {
         if let path = welcome.resume {
             try trainer.restore(try Checkpoint.loadShared(path, comm: comm))
             trainer.log("resumed from \(path) at epoch \(trainer.state.epoch + 1), step \(trainer.state.globalStep)")
+        } else if let path = welcome.initFrom {
+            let r = try trainer.initialize(fromWeights: path, partial: welcome.initPartial)
+            trainer.log("initialised weights from \(path)" + (welcome.initPartial
+                ? "; new: \(r.fresh.isEmpty ? "none" : r.fresh.joined(separator: ", ")); not used: \(r.unused.isEmpty ? "none" : r.unused.joined(separator: ", "))" : ""))
         }
         trainer.onStep = { state, _ in control.step = state.globalStep }
         if welcome.rank == 0 {

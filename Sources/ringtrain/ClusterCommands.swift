@@ -1,5 +1,6 @@
 import ArgumentParser
 import Cluster
+import Formats
 import Glibc
 import TensorCore
 import Train
@@ -16,17 +17,29 @@ struct LaunchCommand: ParsableCommand {
     @Option(help: "Restart the whole job from the newest checkpoint up to this many times after a failure.")
     var maxRestarts = 0
     @Option(help: "Resume from this checkpoint (any world size).") var resume: String?
+    @Option(name: .long, help: "Start a fresh run from the weights in this safetensors file.") var initFrom: String?
+    @Flag(name: .long, help: "With --init-from: take only the tensors whose names and shapes match; report the rest.")
+    var initPartial = false
+    @Option(help: "BLAS threads per worker (default: the cores shared out).") var threads: Int?
 
     func validate() throws {
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
         guard maxRestarts >= 0 else { throw ValidationError("--max-restarts must be 0 or more") }
+        if resume != nil && initFrom != nil { throw ValidationError("use either --resume or --init-from, not both") }
+        if initPartial && initFrom == nil { throw ValidationError("--init-partial needs --init-from") }
+        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1, got \(t)") }
     }
 
     func run() throws {
         let checkpoint = try wrapErrors { try resume.map { try Checkpoint.load($0) } }
         let job = try wrapErrors { try options.resolve(base: checkpoint?.job) }
         try wrapErrors { try checkDataset(job) }
-        let code = LocalLauncher(job: job, workers: workers, maxRestarts: maxRestarts, resume: resume).run()
+        if let w = initFrom, !FileIO.exists(w) { throw ValidationError("--init-from \(w): no such file") }
+        let launcher = LocalLauncher(job: job, workers: workers, maxRestarts: maxRestarts, resume: resume)
+        launcher.initFrom = initFrom
+        launcher.initPartial = initPartial
+        launcher.threads = threads
+        let code = launcher.run()
         if code != 0 { throw ExitCode(code) }
     }
 }
@@ -40,11 +53,17 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Endpoint to listen on, e.g. tcp://0.0.0.0:29500.") var listen = "tcp://0.0.0.0:29500"
     @Option(help: "Number of workers to wait for.") var workers: Int
     @Option(help: "Resume every worker from this checkpoint (read by rank 0).") var resume: String?
+    @Option(name: .long, help: "Every worker starts a fresh run from the weights in this file (a path each worker can read).")
+    var initFrom: String?
+    @Flag(name: .long, help: "With --init-from: take only the tensors whose names and shapes match; report the rest.")
+    var initPartial = false
     @Option(help: "Seconds to wait for every worker to arrive.") var rendezvousTimeout = 300.0
     @OptionGroup var security: SecurityOptions
 
     func validate() throws {
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
+        if resume != nil && initFrom != nil { throw ValidationError("use either --resume or --init-from, not both") }
+        if initPartial && initFrom == nil { throw ValidationError("--init-partial needs --init-from") }
         if security.curveKey != nil && security.authorizedKeys.isEmpty {
             throw ValidationError("--curve-key needs --authorized-keys (the workers' public keys)")
         }
@@ -53,6 +72,8 @@ struct CoordinatorCommand: ParsableCommand {
     func run() throws {
         let job = try wrapErrors { try options.resolve() }
         var o = Coordinator.Options(listen: listen, workers: workers, job: job, resume: resume)
+        o.initFrom = initFrom
+        o.initPartial = initPartial
         o.rendezvousTimeout = rendezvousTimeout
         if let k = security.curveKey {
             o.curve = try wrapErrors { try KeyFiles.loadPair(k) }

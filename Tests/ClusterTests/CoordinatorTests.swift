@@ -100,6 +100,8 @@ func coordinatorAdmitsChecksAndSupervises() throws {
     let msgs: [ControlMessage] = [
         hello(pid: 3, rank: 2, jobHash: "ff"),
         .welcome(.init(rank: 1, world: 2, peers: ["a", "b"], hosts: ["x", "y"], runID: 0xABC, job: JobConfig().configValue, resume: "c.st")),
+        .welcome(.init(rank: 0, world: 2, peers: ["a", "b"], hosts: ["x", "y"], runID: 0xABD, job: JobConfig().configValue,
+                       initFrom: "w.safetensors", initPartial: true)),
         .reject(reason: "no"), .heartbeat(rank: 1, step: 9), .ping,
         .metrics(rank: 0, epoch: 2, step: 20, values: [Metric("val_loss", 0.5), Metric("val_acc", 0.9)], samplesPerSecond: 1000),
         .done(rank: 1, step: 20), .failed(rank: 1, peer: 2, message: "lost"), .abort(rank: nil, host: nil, message: "stop"),

@@ -147,7 +147,7 @@ func gptLaunchFollowsTheSingleProcessLossCurve() throws {
             return w.firstIndex(of: "loss").flatMap { Double(w[$0 + 1]) }
         }
     }
-    let single = Fixtures.run([Fixtures.ringtrain, "train", job])
+    let single = Fixtures.run([Fixtures.ringtrain, "train", job, "--checkpoint-dir", "\(dir)/ck"])
     #expect(single.status == 0, "\(single.output)")
     let p = try Started([Fixtures.ringtrain, "launch", "--workers", "2", job, "--batch-size", "8"])
     #expect(p.wait(timeout: 300) == 0, "\(p.text)")
@@ -156,4 +156,15 @@ func gptLaunchFollowsTheSingleProcessLossCurve() throws {
     #expect(a.count == 12 && b.count == 12, "\(a) vs \(b)")
     for (x, y) in zip(a, b) { #expect(abs(x - y) <= 2e-4 * max(1, abs(x)), "single \(a)\nlaunch \(b)") }
     #expect(a.last! < a.first! * 0.8, "the loss falls: \(a)")
+
+    // A multi-worker fine-tune: every worker starts from the trained weights.
+    let ckpt = try #require(Checkpoint.list(in: "\(dir)/ck/launch-gpt").last)
+    let warm = try Started([Fixtures.ringtrain, "launch", "--workers", "2", job, "--batch-size", "8", "--init-from", ckpt,
+                            "--threads", "1", "--set", "train.max_steps=4", "--checkpoint-dir", ""])
+    #expect(warm.wait(timeout: 300) == 0, "\(warm.text)")
+    #expect(warm.text.contains("[rank 0] initialised weights from \(ckpt)"), "\(warm.text)")
+    let w = losses(warm.text)
+    #expect(!w.isEmpty && w[0] < a[0] * 0.8, "a fine-tune starts from the trained loss: \(w) vs fresh \(a)")
+    let bad = Fixtures.run([Fixtures.ringtrain, "launch", "--workers", "2", job, "--init-partial"])
+    #expect(bad.status != 0 && bad.output.contains("--init-partial needs --init-from"), "\(bad.output)")
 }
