@@ -39,7 +39,7 @@ public final class WorkerRuntime {
             let dealer = try ZSocket(context, .dealer)
             if let curve = options.curve, let server = options.coordinatorKey { try curve.makeClient(dealer, server: server) }
             let handshake = try ZMonitor(dealer, events: ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
-                                                        | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+                                                        | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_CONNECTED)
             try dealer.connect(options.coordinator)
             let listener = try RingListener(bind: "tcp://\(options.bind):*", curve: options.curve)
             let hello = ControlMessage.Hello(host: hostName(), pid: Int(getpid()), endpoint: listener.endpoint,
@@ -76,15 +76,28 @@ public final class WorkerRuntime {
     struct Rejected: Error { let reason: String }
 
     private func awaitWelcome(_ dealer: ZSocket, _ handshake: ZMonitor) throws -> ControlMessage.Welcome {
-        let deadline = monotonicSeconds() + options.rendezvousTimeout
+        let start = monotonicSeconds(), deadline = start + options.rendezvousTimeout
+        // Until a TCP connection stands, say so after a second and count down every 10 s.
+        var connected = false, lastNotice: Double?
+        func reached() {
+            if !connected && lastNotice != nil { report("reached the coordinator at \(options.coordinator)") }
+            connected = true
+        }
         while monotonicSeconds() < deadline {
+            let now = monotonicSeconds()
+            if !connected, now - start >= 1, lastNotice.map({ now - $0 >= 10 }) ?? true {
+                report("waiting for the coordinator at \(options.coordinator): not reachable yet (retrying); giving up in \(Int((deadline - now).rounded())) s")
+                lastNotice = now
+            }
             if let ev = try handshake.next() {
+                if ev.event == ZMQ_EVENT_CONNECTED { reached(); continue }
                 throw Rejected(reason: ev.event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
                     ? "the coordinator at \(options.coordinator) refused this worker's CURVE key (not among its authorized keys)"
                     : "security handshake with the coordinator at \(options.coordinator) failed (CURVE keys or settings do not match)")
             }
             guard try ZPoll.wait([ZPoll.Item(dealer, read: true)], timeoutMs: 200)[0].readable,
                   let m = try dealer.receiveMessage(dontWait: true) else { continue }
+            reached()   // an answer can arrive before the monitor's connection event
             switch try ControlMessage.decode(m.bytes, from: "coordinator \(options.coordinator)") {
             case .welcome(let w): return w
             case .reject(let reason): throw Rejected(reason: "rejected by the coordinator at \(options.coordinator): \(reason)")

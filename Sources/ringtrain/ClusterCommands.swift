@@ -100,6 +100,7 @@ struct WorkerCommand: ParsableCommand {
     var bind: String?
     @Option(help: "Rank to ask for.") var rank: Int?
     @Flag(help: "Every rank prints its set-up (ring edges, transport), not only rank 0.") var verbose = false
+    @Option(help: "Seconds to wait for the coordinator's answer (its WELCOME) before giving up.") var rendezvousTimeout = 120.0
     @Argument(help: "Job file: checked against the coordinator's (and used when this rank hosts the coordinator).")
     var job: String?
     @OptionGroup var security: SecurityOptions
@@ -108,6 +109,7 @@ struct WorkerCommand: ParsableCommand {
         if (security.curveKey == nil) != (security.coordinatorKey == nil) {
             throw ValidationError("--curve-key and --coordinator-key go together")
         }
+        guard rendezvousTimeout > 0 else { throw ValidationError("--rendezvous-timeout must be positive, got \(rendezvousTimeout)") }
     }
 
     func run() throws {
@@ -133,6 +135,7 @@ struct WorkerCommand: ParsableCommand {
         o.rank = myRank
         o.jobHash = jobConfig?.hash
         o.verbose = verbose
+        o.rendezvousTimeout = rendezvousTimeout
         // The ring input must be reachable from the other hosts: bind to the address that reaches
         // the coordinator's host (for rank 0 hosting it, the scheduler's address for this host).
         let towards = (coordinator == nil ? env.coordinatorHost : nil) ?? coordinatorHost(ep)

@@ -114,6 +114,29 @@ func workersExitWhenTheCoordinatorDies() throws {
     #expect(monotonicSeconds() - t0 < 10)
 }
 
+/// A worker whose coordinator is not there says so at once, counts down, and gives up at its
+/// timeout; when the coordinator appears in time, it says it reached it and joins.
+@Test(.timeLimit(.minutes(10)))
+func workerWaitingForAnUnreachableCoordinatorSaysSo() throws {
+    let port = Fixtures.freePort()
+    let lonely = try Started([Fixtures.ringtrain, "worker", "--coordinator", "tcp://127.0.0.1:\(port)", "--bind", "127.0.0.1",
+                              "--rendezvous-timeout", "4"])
+    #expect(lonely.waitFor("waiting for the coordinator at tcp://127.0.0.1:\(port): not reachable yet (retrying); giving up in 3 s",
+                           timeout: 3), "\(lonely.text)")
+    let code = lonely.wait(timeout: 20)
+    #expect(code != nil && code != 0 && lonely.text.contains("no answer from the coordinator at tcp://127.0.0.1:\(port) within 4 s"),
+            "\(lonely.text)")
+
+    let dir = Fixtures.tempDirectory("late-coordinator")
+    let job = try writeJob(dir, epochs: 1)
+    let late = Fixtures.freePort()
+    let worker = try Started([Fixtures.ringtrain, "worker", "--coordinator", "tcp://127.0.0.1:\(late)", "--bind", "127.0.0.1", job])
+    #expect(worker.waitFor("not reachable yet", timeout: 5), "\(worker.text)")
+    let coordinator = try Started([Fixtures.ringtrain, "coordinator", "--listen", "tcp://127.0.0.1:\(late)", "--workers", "1", job])
+    #expect(worker.wait(timeout: 120) == 0 && worker.text.contains("reached the coordinator at tcp://127.0.0.1:\(late)"), "\(worker.text)")
+    #expect(coordinator.wait(timeout: 30) == 0, "\(coordinator.text)")
+}
+
 /// A GPT-style language model under `launch --workers 2` (8 windows each) prints the loss curve
 /// one process with all 16 prints, step for step.
 @Test(.timeLimit(.minutes(10)))
