@@ -31,11 +31,7 @@ struct EvalCommand: ParsableCommand {
         do {
             if let t = threads { BLAS.threads = t }
             let c = try Checkpoint.load(checkpoint)
-            var tree = c.job.configValue
-            for s in settings {
-                guard let eq = s.firstIndex(of: "="), eq != s.startIndex else { throw ValidationError("--set \(s): expected path=value") }
-                tree = try tree.setting(String(s[..<eq]), to: try YAML.parse(String(s[s.index(after: eq)...]), source: "--set \(s)"), source: "--set")
-            }
+            var tree = try JobOptions.apply(settings, to: c.job.configValue)
             if let d = data { tree = try tree.setting(c.job.data.dataset != nil ? "data.path" : "data.train", to: .string(d), source: "--data") }
             if let n = context {
                 // A learned table has no rows past its length: refuse rather than invent them.

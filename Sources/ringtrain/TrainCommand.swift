@@ -38,19 +38,25 @@ struct JobOptions: ParsableArguments {
         if let s = seed, s < 0 { throw ValidationError("--seed must be non-negative, got \(s)") }
     }
 
+    /// `--set path=value` edits applied in order to a job's tree (values parsed as YAML).
+    static func apply(_ settings: [String], to tree: ConfigValue) throws -> ConfigValue {
+        var tree = tree
+        for s in settings {
+            guard let eq = s.firstIndex(of: "="), eq != s.startIndex else {
+                throw ValidationError("--set \(s): expected path=value, e.g. --set train.max_steps=500")
+            }
+            let value = try YAML.parse(String(s[s.index(after: eq)...]), source: "--set \(s)")
+            tree = try tree.setting(String(s[..<eq]), to: value, source: "--set")
+        }
+        return tree
+    }
+
     /// The job file (or the default), with command-line overrides applied.
     func resolve(base: JobConfig? = nil) throws -> JobConfig {
         var j = try job.map { try JobConfig.load(path: $0) } ?? base ?? JobConfig()
         if !settings.isEmpty {
             // --set edits the job's tree, which is then read (and checked) as a job file would be.
-            var tree = try job.map { try YAML.parse(try FileIO.readText($0), source: $0) } ?? j.configValue
-            for s in settings {
-                guard let eq = s.firstIndex(of: "="), eq != s.startIndex else {
-                    throw ValidationError("--set \(s): expected path=value, e.g. --set train.max_steps=500")
-                }
-                let value = try YAML.parse(String(s[s.index(after: eq)...]), source: "--set \(s)")
-                tree = try tree.setting(String(s[..<eq]), to: value, source: "--set")
-            }
+            let tree = try Self.apply(settings, to: try job.map { try YAML.parse(try FileIO.readText($0), source: $0) } ?? j.configValue)
             j = try JobConfig(tree, source: job.map { "\($0) with --set" } ?? "--set")
         }
         if let d = data {
