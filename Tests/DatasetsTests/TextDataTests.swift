@@ -97,3 +97,19 @@ import Testing
         #expect("\(error)" == "\(dir)/ok.txt: character U+63 at byte offset 2 is not in the tokenizer's vocabulary")
     }
 }
+
+@Test func strideAndFileLabelsRefuseWhatTheyCannotDo() throws {
+    let dir = Fixtures.tempDirectory("text-labels-bad")
+    let cache = Fixtures.tempDirectory("cache")
+    try FileIO.makeDirectories("\(dir)/train")
+    try FileIO.writeAtomically("\(dir)/train/a", bytes: Array(String(repeating: "abcd", count: 20).utf8))
+    try FileIO.writeAtomically("\(dir)/other", bytes: Array(String(repeating: "dcba", count: 20).utf8))
+    // Random held-out blocks would overlap windows that start at every offset.
+    #expect(loadError(["train": .string("\(dir)/train/a"), "validation_fraction": 0.1,
+                       "text": ["holdout": "blocks", "stride": 1, "cache_dir": .string(cache)]], context: 4)
+        .contains("data.text.stride: overlapping training windows need holdout: tail"))
+    // A validation file that is not one of the training files has no class.
+    #expect(loadError(["train": .string("\(dir)/train"), "validation": .string("\(dir)/other"),
+                       "text": ["labels": "file", "cache_dir": .string(cache)]], context: 4)
+        .contains("the validation file other is not one of the training files (the classes: a)"))
+}
