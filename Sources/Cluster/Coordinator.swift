@@ -20,6 +20,8 @@ public final class Coordinator {
         /// Weights every worker starts from (`--init-from`), all or only those that match.
         public var initFrom: String?
         public var initPartial = false
+        /// The run directory, handed to rank 0 (which records into it on its host).
+        public var runDir: String?
         /// Longest wait for all workers to arrive.
         public var rendezvousTimeout = 120.0
         /// CURVE: the coordinator's key pair and the workers' public keys allowed to connect.
@@ -149,11 +151,11 @@ public final class Coordinator {
                                 peerKeys: peers.compactMap(\.hello.publicKey).count == n ? peers.map { $0.hello.publicKey! } : [],
                                 runID: runID, job: job, resume: options.resume,
                                                             initFrom: options.resume == nil ? options.initFrom : nil,
-                                                            initPartial: options.initPartial)), to: m.identity)
+                                initPartial: options.initPartial, runDir: options.runDir)), to: m.identity)
             members[members.firstIndex { $0.identity == m.identity }!].lastSeen = monotonicSeconds()
         }
         log("job \(options.job.name) started: run \(String(runID, radix: 16)), \(n) ranks"
-            + (options.resume.map { ", resuming from \($0)" } ?? ""))
+            + (options.resume.map { ", resuming from \($0)" } ?? "") + (options.runDir.map { "; run directory \($0)" } ?? ""))
     }
 
     private func admissionProblem(_ h: ControlMessage.Hello) -> String? {

@@ -17,6 +17,8 @@ public final class LocalLauncher {
     public var initPartial = false
     /// BLAS threads per worker instead of the cores shared out.
     public var threads: Int?
+    /// The run directory (its checkpoints are what a restart resumes from).
+    public var runDir: RunDirectory?
 
     public init(job: JobConfig, workers: Int, maxRestarts: Int = 0, resume: String? = nil) {
         self.job = job
@@ -42,7 +44,7 @@ public final class LocalLauncher {
                 if interrupted.fired { return 130 }
                 guard attempt < maxRestarts else { return 1 }
                 attempt += 1
-                let latest = Checkpoint.list(in: job.checkpointDirectory).last
+                let latest = runDir.flatMap { $0.checkpointDirectory(job) }.flatMap { Checkpoint.list(in: $0).last }
                 resume = latest ?? resume
                 Trainer.printLine("[launch] restart \(attempt)/\(maxRestarts) " + (resume.map { "from \($0)" } ?? "from the beginning (no checkpoint yet)"))
             }
@@ -55,6 +57,7 @@ public final class LocalLauncher {
             var o = Coordinator.Options(listen: "tcp://127.0.0.1:*", workers: workers, job: job, resume: resume)
             o.initFrom = initFrom
             o.initPartial = initPartial
+            o.runDir = runDir?.path
             coordinator = try Coordinator(o)
         } catch {
             Trainer.printLine("[launch] cannot start the coordinator: \(error)")

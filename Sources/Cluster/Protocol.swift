@@ -45,11 +45,14 @@ public enum ControlMessage: Equatable, Sendable {
         /// whether only the tensors that match are taken (fine-tuning with a new head).
         public var initFrom: String?
         public var initPartial = false
+        /// The run directory rank 0 records into (log, metrics, TensorBoard, checkpoints).
+        public var runDir: String?
         public init(rank: Int, world: Int, peers: [String], hosts: [String], peerKeys: [String] = [],
-                    runID: UInt64, job: ConfigValue, resume: String? = nil, initFrom: String? = nil, initPartial: Bool = false) {
+                    runID: UInt64, job: ConfigValue, resume: String? = nil, initFrom: String? = nil, initPartial: Bool = false,
+                    runDir: String? = nil) {
             self.rank = rank; self.world = world; self.peers = peers; self.hosts = hosts
             self.peerKeys = peerKeys; self.runID = runID; self.job = job; self.resume = resume
-            self.initFrom = initFrom; self.initPartial = initPartial
+            self.initFrom = initFrom; self.initPartial = initPartial; self.runDir = runDir
         }
     }
 
@@ -97,6 +100,7 @@ public enum ControlMessage: Equatable, Sendable {
             put("run_id", .string(String(w.runID, radix: 16))); put("job", w.job)
             put("resume", w.resume.map { .string($0) })
             put("init_from", w.initFrom.map { .string($0) }); put("init_partial", w.initPartial ? .bool(true) : nil)
+            put("run_dir", w.runDir.map { .string($0) })
         case .reject(let reason): put("reason", .string(reason))
         case .heartbeat(let rank, let step): put("rank", .int(rank)); put("step", .int(step))
         case .ping: break
@@ -158,7 +162,8 @@ public enum ControlMessage: Equatable, Sendable {
                 guard let job = r.value("job"), case .map = job else { throw r.error("job", "required object is missing") }
                 msg = .welcome(Welcome(rank: rank, world: world, peers: peers, hosts: hosts, peerKeys: keys,
                                        runID: run, job: job, resume: try r.optionalString("resume"),
-                                       initFrom: try r.optionalString("init_from"), initPartial: try r.bool("init_partial", default: false)))
+                                       initFrom: try r.optionalString("init_from"), initPartial: try r.bool("init_partial", default: false),
+                                       runDir: try r.optionalString("run_dir")))
             case "REJECT": msg = .reject(reason: try r.requiredString("reason"))
             case "HEARTBEAT": msg = .heartbeat(rank: try r.requiredInt("rank", min: 0), step: try r.requiredInt("step", min: 0))
             case "PING": msg = .ping

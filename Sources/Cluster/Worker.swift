@@ -138,8 +138,14 @@ public final class WorkerRuntime {
                                       samplesPerSecond: rate))
             }
         }
-        let dir = job.checkpointDirectory
-        let summary = try trainer.run(checkpointDir: dir.isEmpty ? nil : dir)
+        // Rank 0 records the run (on its host, at the path the coordinator chose).
+        var checkpointDir: String?
+        if welcome.rank == 0, let path = welcome.runDir {
+            let run = RunDirectory(path: path)
+            trainer.attach(try RunRecorder(run: run, job: job))
+            checkpointDir = run.checkpointDirectory(job)
+        }
+        let summary = try trainer.run(checkpointDir: checkpointDir)
         // The held-out test split, evaluated once at the end (epochs were evaluated on validation).
         if welcome.rank == 0, let t = summary.test {
             control.post(.metrics(rank: 0, epoch: summary.state.epoch, step: summary.state.globalStep, values: Self.values(t),

@@ -50,3 +50,83 @@ public enum YAML {
         }
     }
 }
+
+extension YAML {
+    /// `ConfigValue` → block-style YAML that `parse` reads back to the same value: maps and
+    /// lists of maps in block style, lists of scalars in flow style, strings quoted only where
+    /// YAML would read them as something else ("8", "true", "", "a: b").
+    public static func string(_ v: ConfigValue) -> String {
+        var out = ""
+        switch v {
+        case .map(let entries) where !entries.isEmpty: writeMap(entries, indent: 0, to: &out)
+        case .list(let items) where !items.isEmpty && !items.allSatisfy(isScalar): writeList(items, indent: 0, to: &out)
+        default: out = inline(v) + "\n"
+        }
+        return out
+    }
+
+    private static func isScalar(_ v: ConfigValue) -> Bool {
+        switch v {
+        case .list(let l): return l.allSatisfy(isScalar)
+        case .map(let m): return m.isEmpty
+        default: return true
+        }
+    }
+
+    private static func writeMap(_ entries: [ConfigEntry], indent: Int, to out: inout String) {
+        let pad = String(repeating: " ", count: indent)
+        for e in entries {
+            out += pad + scalar(e.key) + ":"
+            switch e.value {
+            case .map(let m) where !m.isEmpty:
+                out += "\n"
+                writeMap(m, indent: indent + 2, to: &out)
+            case .list(let l) where !l.isEmpty && !l.allSatisfy(isScalar):
+                out += "\n"
+                writeList(l, indent: indent + 2, to: &out)
+            default:
+                out += " " + inline(e.value) + "\n"
+            }
+        }
+    }
+
+    private static func writeList(_ items: [ConfigValue], indent: Int, to out: inout String) {
+        let pad = String(repeating: " ", count: indent)
+        for item in items {
+            switch item {
+            case .map(let m) where !m.isEmpty:
+                // "- key: value" then the other keys aligned under the first.
+                var body = ""
+                writeMap(m, indent: indent + 2, to: &body)
+                out += pad + "- " + body.dropFirst(indent + 2)
+            case .list(let l) where !l.isEmpty && !l.allSatisfy(isScalar):
+                out += pad + "-\n"
+                writeList(l, indent: indent + 2, to: &out)
+            default:
+                out += pad + "- " + inline(item) + "\n"
+            }
+        }
+    }
+
+    private static func inline(_ v: ConfigValue) -> String {
+        switch v {
+        case .null: return "null"
+        case .bool(let b): return b ? "true" : "false"
+        case .int(let i): return String(i)
+        case .double(let d):
+            let s = String(d)
+            return s.contains(".") || s.contains("e") || !d.isFinite ? s : s + ".0"
+        case .string(let s): return scalar(s)
+        case .list(let l): return "[" + l.map(inline).joined(separator: ", ") + "]"
+        case .map(let m): return "{" + m.map { scalar($0.key) + ": " + inline($0.value) }.joined(separator: ", ") + "}"
+        }
+    }
+
+    /// A string plain when YAML reads it back as that same string, double-quoted otherwise.
+    private static func scalar(_ s: String) -> String {
+        let plain = !s.isEmpty && !s.contains(where: { ",[]{}#&*!|>'\"%@`:\n\t\\".contains($0) })
+            && s.first != " " && s.last != " " && s.first != "-" && s.first != "?"
+        if plain, (try? parse(s, source: "")) == .string(s) { return s }
+        return JSON.string(.string(s))
+    }
+}

@@ -85,6 +85,17 @@ public enum Fixtures {
         return nil
     }
 
+    /// Run directories of the commands tests start go to a temporary root, not ./runs.
+    public static func useTemporaryRunsRoot() {
+        _ = runsRoot
+    }
+
+    public static let runsRoot: String = {
+        let r = tempDirectory("runs")
+        setenv("RINGTRAIN_RUNS", r, 0)
+        return String(cString: getenv("RINGTRAIN_RUNS"))
+    }()
+
     /// The package root (this file sits at Sources/TestSupport/Fixtures.swift).
     public static let packageRoot: String = {
         var p = #filePath
@@ -94,6 +105,7 @@ public enum Fixtures {
 
     /// Runs a command (argv[0] looked up in PATH), returning exit status and combined output.
     public static func run(_ argv: [String]) -> (status: Int32, output: String) {
+        useTemporaryRunsRoot()
         var fds: [Int32] = [0, 0]
         // Close-on-exec: a process another test starts meanwhile must not inherit the write end
         // (the read below would then wait for that process to exit).

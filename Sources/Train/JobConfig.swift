@@ -213,7 +213,8 @@ public struct JobConfig: Equatable, Sendable {
     public var schedule = Schedule()
 
     public struct Checkpoint: Equatable, Sendable {
-        /// Directory for checkpoints; empty disables writing them.
+        /// Directory for checkpoints: inside the run directory when relative, as given when
+        /// absolute; empty disables writing them.
         public var dir = "checkpoints"
         /// Also write one every this many steps (0: only at epoch ends).
         public var everySteps = 0
@@ -423,9 +424,4 @@ extension JobConfig {
 
     /// The models this job trains, by name ("model" for a single-model job).
     public var namedModels: [NamedModel] { models.isEmpty ? [NamedModel("model", model)] : models }
-
-    /// Where this job's checkpoints go ("" when disabled).
-    public var checkpointDirectory: String {
-        checkpoint.dir.isEmpty ? "" : "\(checkpoint.dir)/\(name)"
-    }
 }

@@ -60,7 +60,7 @@ public final class StepRunner {
     /// Draws of tasks that sample during training; one stream per rank.
     public var random: RNG
     let job: JobConfig
-    let log: (String) -> Void
+    var log: (String) -> Void
     var describeStep: () -> String = { "" }
     var warmupHint: String?
     public private(set) var skippedSteps = 0

@@ -45,6 +45,11 @@ public final class Trainer {
     public var onEpoch: ((TrainState, Evaluation?, Double) -> Void)?
     /// Stop (as if interrupted) once this many global steps have been taken.
     public var stopAtStep: Int?
+    /// The run directory's writer of log, metrics and TensorBoard events (see `attach`).
+    public private(set) var recorder: RunRecorder?
+    /// The live bar on a terminal: it replaces the periodic step lines (which still reach the
+    /// run's log file); `log` should then print above it (`ProgressBar.printAbove`).
+    public var progress: ProgressBar?
 
     /// ReduceLROnPlateau state (schedule `plateau`), stepped with each epoch's evaluation loss.
     public private(set) var plateau: ReduceOnPlateau?
@@ -105,6 +110,15 @@ public final class Trainer {
         }
         runner.describeStep = { [unowned self] in "epoch \(state.epoch + 1), step \(state.globalStep + 1)" }
         runner.warmupHint = needsWarmupHint ? warmupHint : nil
+        runner.log = { [unowned self] in self.log($0) }
+    }
+
+    /// Records this run into a run directory: every log line, and the metrics of each step,
+    /// epoch and the final test.
+    public func attach(_ r: RunRecorder) {
+        recorder = r
+        let print = log
+        log = { print($0); r.log($0) }
     }
 
     public var stepsPerEpoch: Int { sampler.stepsPerEpoch }
@@ -381,8 +395,14 @@ public final class Trainer {
                 epochLoss += Double(l)
                 epochSteps += 1
                 onStep?(state, l)
+                recorder?.step(state, loss: l, lr: runner.lr, samples: sampler.globalBatch)
+                // The last epoch of a run cut by train.max_steps is shorter.
+                progress?.step(epoch: state.epoch + 1, epochs: epochs, step: state.stepInEpoch,
+                               steps: min(stepsPerEpoch, totalSteps - state.globalStep + state.stepInEpoch),
+                               globalBatch: sampler.globalBatch, loss: l, lr: runner.lr)
                 if job.train.logEvery > 0 && state.stepInEpoch % job.train.logEvery == 0 {
-                    log("epoch \(state.epoch + 1)/\(epochs) step \(state.stepInEpoch)/\(stepsPerEpoch) loss \(fmt(l, 4)) lr \(fmt(runner.lr, 5))")
+                    let line = "epoch \(state.epoch + 1)/\(epochs) step \(state.stepInEpoch)/\(stepsPerEpoch) loss \(fmt(l, 4)) lr \(fmt(runner.lr, 5))"
+                    if progress != nil { recorder?.log(line) } else { log(line) }
                 }
                 if let dir = checkpointDir, job.checkpoint.everySteps > 0,
                    state.globalStep % job.checkpoint.everySteps == 0, state.stepInEpoch < stepsPerEpoch {
@@ -398,12 +418,16 @@ public final class Trainer {
             let ev = try data.epochSplit.map { try evaluate($0.data, split: $0.name) }
             lastEval = ev
             let rate = Double(epochSteps * sampler.globalBatch) / max(epochTime, 1e-9)
-            let comm = replicas.compactMap { $0.reducer?.takeTiming() }.first.map {
+            let timing = replicas.compactMap { $0.reducer?.takeTiming() }.first
+            let comm = timing.map {
                 " allreduce \(fmt($0.perStep * 1000, 2)) ms/step (\(Int(($0.hidden * 100).rounded()))% hidden behind backward)"
             } ?? ""
-            log("epoch \(state.stepInEpoch == 0 ? state.epoch : state.epoch + 1)/\(epochs) train_loss \(fmt(epochLoss / Double(max(epochSteps, 1)), 4)) "
+            let epochNumber = state.stepInEpoch == 0 ? state.epoch : state.epoch + 1
+            let trainLoss = epochLoss / Double(max(epochSteps, 1))
+            log("epoch \(epochNumber)/\(epochs) train_loss \(fmt(trainLoss, 4)) "
                 + (ev.map { $0.line + " " } ?? "")
                 + "time \(fmt(epochTime, 2))s samples/s \(Int(rate))" + comm)
+            recorder?.epoch(state, epoch: epochNumber, trainLoss: trainLoss, evaluation: ev, samplesPerSecond: rate, allreduce: timing)
             onEpoch?(state, ev, rate)
             if var p = plateau, let ev {
                 let before = p.scale
@@ -417,6 +441,7 @@ public final class Trainer {
         if data.validation != nil, let t = data.test {
             test = try evaluate(t, split: "test")
             log("test " + test!.line)
+            recorder?.test(state, test!)
         }
         return Summary(state: state, lastEvaluation: lastEval, test: test, trainSeconds: trainSeconds,
                        samplesPerSecond: Double(samples) / max(trainSeconds, 1e-9), stopped: false)

@@ -16,7 +16,8 @@ struct LaunchCommand: ParsableCommand {
     @Option(help: "Worker processes.") var workers = 2
     @Option(help: "Restart the whole job from the newest checkpoint up to this many times after a failure.")
     var maxRestarts = 0
-    @Option(help: "Resume from this checkpoint (any world size).") var resume: String?
+    @Option(help: ArgumentHelp("Resume from a checkpoint, a run directory or 'last' (any world size).", valueName: "ckpt|run-dir|last"))
+    var resume: String?
     @Option(name: .long, help: "Start a fresh run from the weights in this safetensors file.") var initFrom: String?
     @Flag(name: .long, help: "With --init-from: take only the tensors whose names and shapes match; report the rest.")
     var initPartial = false
@@ -31,15 +32,20 @@ struct LaunchCommand: ParsableCommand {
     }
 
     func run() throws {
-        let checkpoint = try wrapErrors { try resume.map { try Checkpoint.load($0) } }
+        let resumed = try wrapErrors { try resume.map { try RunDirectory.resolveResume($0) } }
+        let checkpoint = try wrapErrors { try resumed.map { try Checkpoint.load($0.checkpoint) } }
         let job = try wrapErrors { try options.resolve(base: checkpoint?.job) }
         try wrapErrors { try checkDataset(job) }
         if let w = initFrom, !FileIO.exists(w) { throw ValidationError("--init-from \(w): no such file") }
-        let launcher = LocalLauncher(job: job, workers: workers, maxRestarts: maxRestarts, resume: resume)
+        let run = try wrapErrors { try options.runDirectory(for: job, resuming: resumed?.run) }
+        Trainer.printLine("[launch] run directory \(run.path)")
+        let launcher = LocalLauncher(job: job, workers: workers, maxRestarts: maxRestarts, resume: resumed?.checkpoint)
+        launcher.runDir = run
         launcher.initFrom = initFrom
         launcher.initPartial = initPartial
         launcher.threads = threads
         let code = launcher.run()
+        Trainer.printLine("[launch] run directory \(run.path)")
         if code != 0 { throw ExitCode(code) }
     }
 }
@@ -52,7 +58,8 @@ struct CoordinatorCommand: ParsableCommand {
     @OptionGroup var options: JobOptions
     @Option(help: "Endpoint to listen on, e.g. tcp://0.0.0.0:29500.") var listen = "tcp://0.0.0.0:29500"
     @Option(help: "Number of workers to wait for.") var workers: Int
-    @Option(help: "Resume every worker from this checkpoint (read by rank 0).") var resume: String?
+    @Option(help: ArgumentHelp("Resume every worker from a checkpoint, a run directory or 'last' (read by rank 0).", valueName: "ckpt|run-dir|last"))
+    var resume: String?
     @Option(name: .long, help: "Every worker starts a fresh run from the weights in this file (a path each worker can read).")
     var initFrom: String?
     @Flag(name: .long, help: "With --init-from: take only the tensors whose names and shapes match; report the rest.")
@@ -70,8 +77,11 @@ struct CoordinatorCommand: ParsableCommand {
     }
 
     func run() throws {
+        let resumed = try wrapErrors { try resume.map { try RunDirectory.resolveResume($0) } }
         let job = try wrapErrors { try options.resolve() }
-        var o = Coordinator.Options(listen: listen, workers: workers, job: job, resume: resume)
+        let run = try wrapErrors { try options.runDirectory(for: job, resuming: resumed?.run) }
+        var o = Coordinator.Options(listen: listen, workers: workers, job: job, resume: resumed?.checkpoint)
+        o.runDir = run.path
         o.initFrom = initFrom
         o.initPartial = initPartial
         o.rendezvousTimeout = rendezvousTimeout
@@ -121,7 +131,9 @@ struct WorkerCommand: ParsableCommand {
         // torchrun-style rank 0 hosts the coordinator.
         if coordinator == nil, myRank == 0, let j = jobConfig, let world = env.worldSize {
             let port = env.coordinatorPort ?? LaunchEnvironment.defaultPort
-            let c = try wrapErrors { try Coordinator(.init(listen: "tcp://0.0.0.0:\(port)", workers: world, job: j)) }
+            var co = Coordinator.Options(listen: "tcp://0.0.0.0:\(port)", workers: world, job: j)
+            co.runDir = try wrapErrors { try RunDirectory.create(for: j).path }
+            let c = try wrapErrors { try Coordinator(co) }
             Threads.detach {
                 let outcome = c.run()
                 if case .failed = outcome { Glibc.exit(1) }

@@ -13,7 +13,7 @@ struct EvalCommand: ParsableCommand {
         abstract: "Evaluate a checkpoint on a split of its data, other data, or another context length.",
         discussion: "The data is read with the checkpoint's normalisation, vocabulary and class names. Prints `eval: <split>_loss … <metrics>`.")
 
-    @Argument(help: "A RingTrain checkpoint.") var checkpoint: String
+    @Argument(help: "A RingTrain checkpoint, a run directory (its newest checkpoint) or last (the newest run).") var checkpoint: String
     @Option(help: "Split to evaluate: test, validation or train.") var split = "test"
     @Option(help: "Data instead of the job's: a training file or directory (data.train), split as the job splits it.") var data: String?
     @Option(help: "Sequence models: tokens per sample (model.input and data.text.context); learned positions cannot go past their table.")
@@ -29,6 +29,7 @@ struct EvalCommand: ParsableCommand {
 
     func run() throws {
         do {
+            let checkpoint = try checkpointPath(self.checkpoint)
             if let t = threads { BLAS.threads = t }
             let c = try Checkpoint.load(checkpoint)
             var tree = try JobOptions.apply(settings, to: c.job.configValue)

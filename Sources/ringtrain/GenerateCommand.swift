@@ -10,7 +10,7 @@ struct GenerateCommand: ParsableCommand {
         abstract: "Generate text from a language-model checkpoint (key/value cache, temperature, top-k).",
         discussion: "Prints the prompt and the generated text to standard output as it is drawn, and the speed to standard error.")
 
-    @Argument(help: "A checkpoint of a job with task: language_model.") var checkpoint: String
+    @Argument(help: "A checkpoint of a job with task: language_model (or its run directory, or last).") var checkpoint: String
     @Option(help: "Text to continue (every character must be in the model's vocabulary).") var prompt = "\n"
     @Option(help: "Tokens to generate.") var tokens = 200
     @Option(help: "Softmax temperature; 0 picks the most likely token every time.") var temperature = 0.8
@@ -26,6 +26,7 @@ struct GenerateCommand: ParsableCommand {
 
     func run() throws {
         do {
+            let checkpoint = try checkpointPath(self.checkpoint)
             if let t = threads { BLAS.threads = t }
             let gen = try TextGenerator(checkpoint: try Checkpoint.load(checkpoint))
             let ids = try gen.encode(prompt)

@@ -10,11 +10,12 @@ struct InspectCommand: ParsableCommand {
         commandName: "inspect", abstract: "Show what a checkpoint holds: progress, model, data, tensors.",
         discussion: "A RingTrain checkpoint is read and checked as `--resume` would; a bare safetensors file shows its tensors and metadata keys.")
 
-    @Argument(help: "A checkpoint or any safetensors file.") var checkpoint: String
+    @Argument(help: "A checkpoint or any safetensors file (or a run directory, or last: its newest checkpoint).") var checkpoint: String
     @Flag(help: "Print one JSON object instead of text.") var json = false
 
     func run() throws {
         do {
+            let checkpoint = try checkpointPath(self.checkpoint)
             let file = try SafeTensors.read(path: checkpoint)
             let c = file.metadata["format"] == Checkpoint.format ? try Checkpoint.load(checkpoint) : nil
             let params = file.tensors.filter { !$0.name.hasPrefix("optimizer.") }

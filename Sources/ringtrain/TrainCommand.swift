@@ -25,8 +25,11 @@ struct JobOptions: ParsableArguments {
     @Option(name: .long, help: "Random seed (overrides seed).")
     var seed: Int?
 
-    @Option(name: .long, help: "Checkpoint directory (overrides checkpoint.dir; empty string disables checkpoints).")
+    @Option(name: .long, help: "Checkpoint directory (overrides checkpoint.dir: relative paths are inside the run directory; empty string disables checkpoints).")
     var checkpointDir: String?
+
+    @Option(name: .long, help: "Run directory for the job, log, metrics, TensorBoard events and checkpoints (default: $RINGTRAIN_RUNS or runs, then <name>-<yyyymmdd-hhmmss>). It must not hold another run.")
+    var runDir: String?
 
     @Option(name: .customLong("set"), help: ArgumentHelp("Override any job field: --set train.max_steps=500, --set model.layers.1.out=64 (a YAML value; repeatable).", valueName: "path=value"))
     var settings: [String] = []
@@ -69,6 +72,13 @@ struct JobOptions: ParsableArguments {
         if let c = checkpointDir { j.checkpoint.dir = c }
         return j
     }
+
+    /// The run directory to record into: `--run-dir` (a new one), else the resumed run's own,
+    /// else a new one under the runs root.
+    func runDirectory(for job: JobConfig, resuming: RunDirectory?) throws -> RunDirectory {
+        if let d = runDir { return try RunDirectory.create(for: job, explicit: d) }
+        return try resuming ?? RunDirectory.create(for: job)
+    }
 }
 
 struct TrainCommand: ParsableCommand {
@@ -78,7 +88,7 @@ struct TrainCommand: ParsableCommand {
 
     @OptionGroup var options: JobOptions
 
-    @Option(name: .long, help: "Resume from this checkpoint (parameters, optimizer, progress, RNG).")
+    @Option(name: .long, help: ArgumentHelp("Resume from a checkpoint, a run directory (its newest checkpoint) or 'last' (the newest run): parameters, optimizer, progress, RNG.", valueName: "ckpt|run-dir|last"))
     var resume: String?
 
     @Option(name: .long, help: "Start a fresh run from the weights in this safetensors file.")
@@ -99,7 +109,8 @@ struct TrainCommand: ParsableCommand {
     func run() throws {
         do {
             if let t = threads { BLAS.threads = t }
-            let checkpoint = try resume.map { try Checkpoint.load($0) }
+            let resumed = try resume.map { try RunDirectory.resolveResume($0) }
+            let checkpoint = try resumed.map { try Checkpoint.load($0.checkpoint) }
             let job = try options.resolve(base: checkpoint?.job)
             let data = try JobData.load(job, known: checkpoint?.data)
             let trainer = try Trainer(job: job, data: data)
@@ -119,11 +130,22 @@ struct TrainCommand: ParsableCommand {
                 Trainer.printLine("initialised weights from \(w)" + (initPartial
                     ? "; new: \(r.fresh.isEmpty ? "none" : r.fresh.joined(separator: ", ")); not used: \(r.unused.isEmpty ? "none" : r.unused.joined(separator: ", "))" : ""))
             }
-            let summary = try trainer.run(checkpointDir: job.checkpoint.dir.isEmpty ? nil : "\(job.checkpoint.dir)/\(job.name)")
+            let run = try options.runDirectory(for: job, resuming: resumed?.run)
+            let bar = ProgressBar.forTerminal()
+            if let bar {
+                trainer.log = { bar.printAbove($0) }
+                trainer.progress = bar
+            }
+            trainer.attach(try RunRecorder(run: run, job: job))
+            trainer.log("run directory \(run.path)")
+            let summary = try trainer.run(checkpointDir: run.checkpointDirectory(job))
             let final = summary.test ?? summary.lastEvaluation
-            if let table = final?.confusionTable() { Trainer.printLine(table) }
-            Trainer.printLine("done: " + (final.map { $0.line + " " } ?? "")
+            if let table = final?.confusionTable() { trainer.log(table) }
+            trainer.log("done: " + (final.map { $0.line + " " } ?? "")
                 + "train_time \(fmt(summary.trainSeconds, 1))s samples/s \(Int(summary.samplesPerSecond))")
+            trainer.recorder?.flush()
+            bar?.finish()
+            Trainer.printLine("run directory \(run.path)")
         } catch let e as ValidationError {
             throw e
         } catch {
@@ -136,4 +158,10 @@ struct TrainCommand: ParsableCommand {
 struct CLIError: Error, CustomStringConvertible {
     let description: String
     init(_ s: String) { description = s }
+}
+
+/// A checkpoint argument: a file as given, a run directory (its newest checkpoint) or `last`
+/// (the newest run's newest checkpoint).
+func checkpointPath(_ arg: String) throws -> String {
+    FileIO.isRegularFile(arg) ? arg : try RunDirectory.resolveResume(arg).checkpoint
 }

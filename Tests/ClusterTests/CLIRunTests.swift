@@ -28,20 +28,20 @@ func trainResumeAndInitFromThroughTheCLI() throws {
     #expect(full.status == 0, "\(full.output)")
     let done = doneFields(full.output)
     #expect(Double(done["test_acc"] ?? "") ?? 0 > 0.9, "\(full.output)")
-    #expect(FileIO.list("\(dir)/full/cluster-test").contains("step-00000064.safetensors"))
+    #expect(FileIO.list("\(dir)/full").contains("step-00000064.safetensors"))
 
     let first = Fixtures.run([rt, "train", job, "--epochs", "1", "--checkpoint-dir", "\(dir)/part"])
     #expect(first.status == 0, "\(first.output)")
     // Resuming from a checkpoint the full run wrote mid-way (step 56 of 64) ends where it ended.
-    let mid = "\(dir)/full/cluster-test/step-00000056.safetensors"
-    try #require(FileIO.exists(mid), "no mid-run checkpoint: \(FileIO.list("\(dir)/full/cluster-test"))")
+    let mid = "\(dir)/full/step-00000056.safetensors"
+    try #require(FileIO.exists(mid), "no mid-run checkpoint: \(FileIO.list("\(dir)/full"))")
     let resumed = Fixtures.run([rt, "train", "--resume", mid, "--checkpoint-dir", "\(dir)/resumed"])
     #expect(resumed.status == 0 && resumed.output.contains("resumed from \(mid) at epoch 2, step 56"), "\(resumed.output)")
     #expect(doneFields(resumed.output)["test_loss"] == done["test_loss"] && doneFields(resumed.output)["test_acc"] == done["test_acc"],
             "resumed \(doneFields(resumed.output)) vs uninterrupted \(done)")
 
     // The last checkpoint of a finished run: nothing to do, said so with how to go further.
-    let end = "\(dir)/full/cluster-test/step-00000064.safetensors"
+    let end = "\(dir)/full/step-00000064.safetensors"
     let again = Fixtures.run([rt, "train", "--resume", end, "--checkpoint-dir", "\(dir)/again"])
     #expect(again.status == 0 && again.output.contains("ends a finished run (step 64 of 64, 2 epochs): nothing to train")
             && again.output.contains("--epochs N"), "\(again.output)")
@@ -61,7 +61,7 @@ func trainResumeAndInitFromThroughTheCLI() throws {
     #expect(junk.status != 0 && junk.output.contains("\(dir)/junk.safetensors"), "\(junk.output)")
 
     // --init-from: the weights only — a new run from step 0 that starts far better than chance.
-    let warm = Fixtures.run([rt, "train", job, "--epochs", "1", "--init-from", "\(dir)/part/cluster-test/step-00000032.safetensors",
+    let warm = Fixtures.run([rt, "train", job, "--epochs", "1", "--init-from", "\(dir)/part/step-00000032.safetensors",
                              "--checkpoint-dir", ""])
     #expect(warm.status == 0 && warm.output.contains("initialised weights from"), "\(warm.output)")
     #expect(warm.output.contains("epoch 1/1 step 4/32 loss"), "a fresh run counts from step 0: \(warm.output)")
@@ -238,7 +238,7 @@ func generateContinuesTheTrainedText() throws {
     let rt = Fixtures.ringtrain
     let trained = Fixtures.run([rt, "train", job])
     #expect(trained.status == 0, "\(trained.output)")
-    let ckpt = try #require(Checkpoint.list(in: "\(dir)/ckpt/tiny-lm").last)
+    let ckpt = try #require(Checkpoint.list(in: "\(dir)/ckpt").last)
     let g = Fixtures.run([rt, "generate", ckpt, "--prompt", "cdef", "--tokens", "40", "--temperature", "0"])
     #expect(g.status == 0, "\(g.output)")
     let out = g.output.split(separator: "\n").first.map(String.init) ?? ""
@@ -265,7 +265,7 @@ func generateContinuesTheTrainedText() throws {
     try FileIO.makeDirectories("\(dir)/other")
     let other = try writeJob("\(dir)/other", epochs: 1)
     #expect(Fixtures.run([rt, "train", other, "--checkpoint-dir", "\(dir)/other-ckpt"]).status == 0)
-    let otherCkpt = try #require(Checkpoint.list(in: "\(dir)/other-ckpt/cluster-test").last)
+    let otherCkpt = try #require(Checkpoint.list(in: "\(dir)/other-ckpt").last)
     let notLM = Fixtures.run([rt, "generate", otherCkpt])
     #expect(notLM.status != 0 && notLM.output.contains("not a language model"), "\(notLM.output)")
 

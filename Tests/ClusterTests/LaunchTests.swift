@@ -17,15 +17,23 @@ func finalAccuracy(_ text: String) -> Double? {
 func launchTrainsWithTwoWorkers() throws {
     let dir = Fixtures.tempDirectory("launch")
     let job = try writeJob(dir, epochs: 2)
-    let p = try Started([Fixtures.ringtrain, "launch", "--workers", "2", job])
+    let run = "\(dir)/run"
+    let p = try Started([Fixtures.ringtrain, "launch", "--workers", "2", job, "--run-dir", run])
     let code = p.wait(timeout: 150)
     #expect(code == 0, "\(p.text)")
     #expect(p.text.contains("[coordinator] job cluster-test finished: 32 steps"))
+    #expect(p.output.first == "[launch] run directory \(run)" && p.output.last == "[launch] run directory \(run)", "\(p.text)")
+    // Rank 0 records the run: every step, and each epoch with the all-reduce timing.
+    let metrics = try FileIO.readText("\(run)/metrics.jsonl").split(separator: "\n")
+    #expect(metrics.filter { $0.contains("\"type\":\"step\"") }.count == 32)
+    #expect(metrics.filter { $0.contains("\"type\":\"epoch\"") && $0.contains("\"allreduce_ms\":") && $0.contains("\"hidden_share\":") }.count == 2,
+            "\(metrics)")
+    #expect(try FileIO.readText("\(run)/log.txt").contains("training cluster-test"))
     #expect(p.text.contains("[rank 0] training cluster-test (classification):"))
     #expect(p.text.contains("2 workers × batch 32 = global batch 64"))
     #expect((finalAccuracy(p.text) ?? 0) > 0.9, "\(p.text)")
     #expect(!p.output.contains { $0.hasPrefix("[rank 1]") }, "only rank 0 prints progress")
-    #expect(Checkpoint.list(in: "\(dir)/ckpt/cluster-test").count == 2)
+    #expect(Checkpoint.list(in: "\(dir)/ckpt").count == 2)
 }
 
 @Test(.timeLimit(.minutes(10)))
@@ -80,7 +88,7 @@ func restartResumesFromTheLastCheckpoint() throws {
     try #require(workers.count == 2)
     kill(workers[0], SIGKILL)
     #expect(p.wait(timeout: 150) == 0, "\(p.text)")
-    #expect(p.text.contains("[launch] restart 1/1 from \(dir)/ckpt/cluster-test/step-"), "\(p.text)")
+    #expect(p.text.contains("[launch] restart 1/1 from \(dir)/ckpt/step-"), "\(p.text)")
     #expect(p.text.contains("resumed from"), "\(p.text)")
     let acc = try #require(finalAccuracy(p.text))
     #expect(acc == refAcc, "restarted \(acc) vs uninterrupted \(refAcc)")
@@ -181,7 +189,7 @@ func gptLaunchFollowsTheSingleProcessLossCurve() throws {
     #expect(a.last! < a.first! * 0.8, "the loss falls: \(a)")
 
     // A multi-worker fine-tune: every worker starts from the trained weights.
-    let ckpt = try #require(Checkpoint.list(in: "\(dir)/ck/launch-gpt").last)
+    let ckpt = try #require(Checkpoint.list(in: "\(dir)/ck").last)
     let warm = try Started([Fixtures.ringtrain, "launch", "--workers", "2", job, "--batch-size", "8", "--init-from", ckpt,
                             "--threads", "1", "--set", "train.max_steps=4", "--checkpoint-dir", ""])
     #expect(warm.wait(timeout: 300) == 0, "\(warm.text)")

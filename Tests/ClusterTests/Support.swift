@@ -41,6 +41,7 @@ final class Started: @unchecked Sendable {
     let pid: pid_t
 
     init(_ argv: [String]) throws {
+        Fixtures.useTemporaryRunsRoot()
         let lines = self.lines
         group.output = { lines.append($0) }
         pid = try group.start(argv, name: "test", prefix: "").pid

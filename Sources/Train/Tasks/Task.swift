@@ -91,9 +91,9 @@ public struct Evaluation: Sendable {
         let names = (classNames?.count == m.count ? classNames! : (0..<m.count).map(String.init)).map { String($0.prefix(12)) }
         let w = max(6, (names.map(\.count) + m.flatMap { $0 }.map { String($0).count }).max()! + 1)
         func pad(_ s: String) -> String { String(repeating: " ", count: max(0, w - s.count)) + s }
-        var lines = ["\(split) confusion (rows: true class, columns: predicted)", pad("") + names.map(pad).joined() + pad("recall")]
+        var lines = ["\(split) confusion (rows: true class, columns: predicted)", pad("") + names.map(pad).joined() + " " + pad("recall")]
         for (i, row) in m.enumerated() {
-            lines.append(pad(names[i]) + row.map { pad(String($0)) }.joined() + pad(recall[i].map { fmt($0, 3) } ?? "-"))
+            lines.append(pad(names[i]) + row.map { pad(String($0)) }.joined() + " " + pad(recall[i].map { fmt($0, 3) } ?? "-"))
         }
         return lines.joined(separator: "\n")
     }
