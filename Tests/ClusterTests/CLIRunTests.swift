@@ -247,6 +247,15 @@ func generateContinuesTheTrainedText() throws {
     #expect(out == expected, "greedy continuation: \(g.output)")
     let again = Fixtures.run([rt, "generate", ckpt, "--prompt", "cdef", "--tokens", "40", "--temperature", "0"])
     #expect(again.output.split(separator: "\n").first.map(String.init) == out)
+    // predict: each line of a prompt file continued, as CSV; the same text as generate.
+    try FileIO.writeAtomically("\(dir)/prompts.txt", bytes: Array("cdef\nh ab\n".utf8))
+    let pr = Fixtures.run([rt, "predict", ckpt, "\(dir)/prompts.txt", "--tokens", "40"])
+    #expect(pr.status == 0 && pr.output.hasPrefix("prompt,generated\n\"cdef\",\"\(expected.dropFirst(4))\"\n\"h ab\",\"cd"), "\(pr.output)")
+    let badPrompt = Fixtures.run([rt, "predict", ckpt, "\(dir)/prompts.txt", "--out", "\(dir)/p.npy"])
+    #expect(badPrompt.status != 0 && badPrompt.output.contains("write .csv"), "\(badPrompt.output)")
+    try FileIO.writeAtomically("\(dir)/floats.npy", bytes: NPY.image(floats: [0.5, 1, 2, 3], shape: [1, 4]))
+    let floats = Fixtures.run([rt, "predict", ckpt, "\(dir)/floats.npy"])
+    #expect(floats.status != 0 && floats.output.contains("needs integer ids"), "\(floats.output)")
     let sampled = Fixtures.run([rt, "generate", ckpt, "--prompt", "a", "--tokens", "30", "--temperature", "1", "--top-k", "2", "--seed", "3"])
     #expect(sampled.status == 0 && sampled.output.hasPrefix("a"), "\(sampled.output)")
 
