@@ -41,8 +41,9 @@ let package = Package(
         .target(name: "Comm", dependencies: ["TensorCore", "CZMQ", "CSupport"], swiftSettings: numeric),
         .target(name: "Train", dependencies: ["Config", "TensorCore", "NN", "Optim", "Formats", "Datasets", "Comm"]),
         .target(name: "Cluster", dependencies: ["Train", "Comm", "Formats", "CSupport", "CZMQ"]),
+        .target(name: "Report", dependencies: ["Config", "Formats"]),
         .executableTarget(name: "ringtrain", dependencies: [
-            "Train", "Cluster", "Comm", "CSupport",
+            "Train", "Cluster", "Comm", "CSupport", "Report",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "TestSupport", dependencies: ["TensorCore", "NN", "Formats", "Config", "Comm", "CSupport"]),
@@ -55,6 +56,7 @@ let package = Package(
         .testTarget(name: "CommTests", dependencies: ["Comm", "TestSupport"]),
         .testTarget(name: "ClusterTests", dependencies: ["Cluster", "TestSupport"]),
         .testTarget(name: "TrainTests", dependencies: ["Train", "Optim", "TestSupport"]),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "Formats", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -15,6 +15,9 @@ import TensorCore
 ///      "samples_per_s":40213.0,"allreduce_ms":0.8,"hidden_share":0.93,"time":…}
 ///     {"type":"test","step":4690,"epoch":10,"test_loss":0.35,"test_acc":0.88,"time":…}
 ///
+/// (classification evaluations also carry "confusion": rows of counts by true class, and
+/// "classes": their names when the data has them)
+///
 /// TensorBoard tags: train/loss, train/lr, train/samples_per_s (each step); epoch/train_loss,
 /// epoch/samples_per_s, <split>/loss, <split>/<metric>, comm/allreduce_ms, comm/hidden_share
 /// (each epoch).
@@ -118,6 +121,11 @@ public final class RunRecorder {
         for m in ev.metrics {
             fields.append(("\(ev.split)_\(m.name)", number(m.value)))
             scalars.append(.init("\(ev.split)/\(m.name)", Float(m.value)))
+        }
+        // Classification: the confusion matrix (rows: true class), for the report.
+        if let c = ev.confusion, c.count <= 100 {
+            fields.append(("confusion", .list(c.map { .list($0.map { .int($0) }) })))
+            if let names = ev.classNames, names.count == c.count { fields.append(("classes", .list(names.map { .string($0) }))) }
         }
     }
 

@@ -10,7 +10,7 @@ struct RingTrain: ParsableCommand {
         abstract: "Data-parallel deep-learning training on CPUs over ZeroMQ.",
         subcommands: [TrainCommand.self, LaunchCommand.self, CoordinatorCommand.self, WorkerCommand.self, KeygenCommand.self, SummaryCommand.self,
                       BenchCommand.self, VersionCommand.self, CommWorker.self, CommTest.self, ExportModelCommand.self, GenerateCommand.self, EvalCommand.self,
-                      InspectCommand.self, ConfigCommand.self, PredictCommand.self]
+                      InspectCommand.self, ConfigCommand.self, PredictCommand.self, PlotCommand.self]
     )
 }
 
