@@ -24,13 +24,30 @@ public struct ModelSpec: Equatable, Sendable {
         try self.init(try ConfigReader(value, source: source, path: path))
     }
 
-    /// Reads `{input: [...], layers: [...]}`.
+    /// Reads `{input: [...], layers: [...]}`, or `{base: ZOO_NAME}` for a zoo model's; `head`
+    /// (a layer or a list of them) replaces the last layer — a new head for fine-tuning, e.g.
+    /// `{base: cnn_bn, head: {type: linear, out: 5}}`. Every other layer keeps its index, so
+    /// its tensors keep their names and `--init-partial` loads them.
     public init(_ r: ConfigReader) throws {
-        guard let input = try r.intList("input", min: 1), !input.isEmpty else {
+        var base: ModelSpec?
+        if let name = try r.optionalString("base") {
+            guard let m = ModelSpec.zoo[name] else {
+                throw r.error("base", "unknown model \"\(name)\" (zoo: \(ModelSpec.zoo.keys.sorted().joined(separator: ", ")))")
+            }
+            base = m
+        }
+        guard let input = try r.intList("input", min: 1) ?? base?.input, !input.isEmpty else {
             throw r.error("input", "required: the per-sample input shape, e.g. [1, 28, 28]")
         }
-        guard let layers = try r.optionalList("layers"), !layers.isEmpty else {
+        if base != nil && r.has("layers") { throw r.error("layers", "give base (a zoo model) or layers, not both") }
+        guard var layers = try r.optionalList("layers") ?? base?.layers, !layers.isEmpty else {
             throw r.error("layers", "required: a non-empty list of layers")
+        }
+        if let head = r.value("head") {
+            let new: [ConfigValue]
+            if case .list(let l) = head { new = l } else { new = [head] }
+            guard !new.isEmpty else { throw r.error("head", "expected a layer or a non-empty list of layers") }
+            layers = layers.dropLast() + new
         }
         try r.finish()
         self.init(input: input, layers: layers)

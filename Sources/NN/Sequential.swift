@@ -36,10 +36,13 @@ public final class Sequential: Layer {
     /// written its parameter gradients, so a caller can start reducing them early.
     public func backward(_ dy: Tensor, needInputGrad: Bool, onLayerDone: ((Int) -> Void)?) -> Tensor? {
         var g: Tensor? = dy
+        let stop = needInputGrad ? 0 : frozenBelow
         for i in stride(from: layers.count - 1, through: 0, by: -1) {
+            // Frozen layers at the bottom take no backward (their gradients stay zero).
+            if i < stop { onLayerDone?(i); continue }
             // The input gradient of layer 0 is only needed when the caller asks for it; and no
             // layer needs one if nothing below it has parameters (saves the largest sgemm).
-            let need = needInputGrad || firstTrainable < i
+            let need = needInputGrad || max(firstTrainable, stop) < i
             g = layers[i].backward(g!, needInputGrad: need)
             onLayerDone?(i)
             if g == nil { break }
@@ -50,6 +53,9 @@ public final class Sequential: Layer {
     public func backward(_ dy: Tensor, needInputGrad: Bool) -> Tensor? {
         backward(dy, needInputGrad: needInputGrad, onLayerDone: nil)
     }
+
+    /// Layers below this index are frozen (transfer learning): backward stops above them.
+    public var frozenBelow = 0
 
     /// Index of the first layer that has parameters (layers before it need no gradient).
     private lazy var firstTrainable: Int = {

@@ -9,13 +9,14 @@ public final class AdaGrad: Optimizer {
     public var lr: Float
     public let lrDecay: Float, weightDecay: Float, eps: Float, decayMatricesOnly: Bool
     public var stepCount = 0
-    private let params: Arena, grads: Arena, sum: Arena, decay: DecayRuns
+    private let params: Arena, grads: Arena, sum: Arena
+    public var runs: ParameterRuns
 
     public init(params: Arena, grads: Arena, lr: Float = 0.01, lrDecay: Float = 0, weightDecay: Float = 0,
                 initialAccumulator: Float = 0, eps: Float = 1e-10, decayMatricesOnly: Bool = false) {
         self.params = params; self.grads = grads; self.lr = lr
         self.lrDecay = lrDecay; self.weightDecay = weightDecay; self.eps = eps; self.decayMatricesOnly = decayMatricesOnly
-        decay = DecayRuns(weightDecay, layout: params.layout, matricesOnly: decayMatricesOnly)
+        runs = ParameterRuns(weightDecay, layout: params.layout, matricesOnly: decayMatricesOnly)
         sum = Arena(params.layout)
         sum.buffer.initialize(repeating: initialAccumulator)
     }
@@ -27,11 +28,12 @@ public final class AdaGrad: Optimizer {
         stepCount += 1
         let clr = lr / (1 + Float(stepCount - 1) * lrDecay)
         let p = params.data, g = grads.data, s = sum.data
-        for run in decay.runs {
+        for run in runs.trained {
+            let lr = clr * run.lrScale
             for i in run.range {
                 let d = g[i] + run.rate * p[i]
                 s[i] += d * d
-                p[i] -= clr * d / (s[i].squareRoot() + eps)
+                p[i] -= lr * d / (s[i].squareRoot() + eps)
             }
         }
     }
@@ -43,7 +45,8 @@ public final class RMSprop: Optimizer {
     public var lr: Float
     public let alpha: Float, eps: Float, weightDecay: Float, momentum: Float, centered: Bool, decayMatricesOnly: Bool
     public var stepCount = 0
-    private let params: Arena, grads: Arena, decay: DecayRuns
+    private let params: Arena, grads: Arena
+    public var runs: ParameterRuns
     private let squareAvg: Arena, gradAvg: Arena?, buffer: Arena?
 
     public init(params: Arena, grads: Arena, lr: Float = 0.01, alpha: Float = 0.99, eps: Float = 1e-8,
@@ -51,7 +54,7 @@ public final class RMSprop: Optimizer {
         self.params = params; self.grads = grads; self.lr = lr; self.alpha = alpha; self.eps = eps
         self.weightDecay = weightDecay; self.momentum = momentum; self.centered = centered
         self.decayMatricesOnly = decayMatricesOnly
-        decay = DecayRuns(weightDecay, layout: params.layout, matricesOnly: decayMatricesOnly)
+        runs = ParameterRuns(weightDecay, layout: params.layout, matricesOnly: decayMatricesOnly)
         squareAvg = Arena(params.layout)
         gradAvg = centered ? Arena(params.layout) : nil
         buffer = momentum > 0 ? Arena(params.layout) : nil
@@ -68,7 +71,8 @@ public final class RMSprop: Optimizer {
         stepCount += 1
         let p = params.data, g = grads.data, v = squareAvg.data
         let ga = gradAvg?.data, b = buffer?.data
-        for run in decay.runs {
+        for run in runs.trained {
+            let lr = self.lr * run.lrScale
             for i in run.range {
                 let d = g[i] + run.rate * p[i]
                 v[i] = alpha * v[i] + (1 - alpha) * d * d
@@ -96,13 +100,14 @@ public final class Adam: Optimizer {
     public var lr: Float
     public let beta1: Float, beta2: Float, eps: Float, weightDecay: Float, decoupled: Bool, decayMatricesOnly: Bool
     public var stepCount = 0
-    private let params: Arena, grads: Arena, m: Arena, v: Arena, decay: DecayRuns
+    private let params: Arena, grads: Arena, m: Arena, v: Arena
+    public var runs: ParameterRuns
 
     public init(params: Arena, grads: Arena, lr: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999,
                 eps: Float = 1e-8, weightDecay: Float = 0, decoupled: Bool = false, decayMatricesOnly: Bool = false) {
         self.params = params; self.grads = grads; self.lr = lr; self.beta1 = beta1; self.beta2 = beta2
         self.eps = eps; self.weightDecay = weightDecay; self.decoupled = decoupled; self.decayMatricesOnly = decayMatricesOnly
-        decay = DecayRuns(weightDecay, layout: params.layout, matricesOnly: decayMatricesOnly)
+        runs = ParameterRuns(weightDecay, layout: params.layout, matricesOnly: decayMatricesOnly)
         m = Arena(params.layout)
         v = Arena(params.layout)
     }
@@ -119,8 +124,8 @@ public final class Adam: Optimizer {
         let bc1 = 1 - pow(Double(beta1), t), bc2 = 1 - pow(Double(beta2), t)
         let stepSize = Float(Double(lr) / bc1), rootBC2 = Float(bc2.squareRoot())
         let p = params.data, g = grads.data, ma = m.data, va = v.data
-        for run in decay.runs {
-            let shrink = decoupled ? 1 - lr * run.rate : 1
+        for run in runs.trained {
+            let shrink = decoupled ? 1 - lr * run.lrScale * run.rate : 1, stepSize = stepSize * run.lrScale
             let coupled = decoupled ? 0 : run.rate
             for i in run.range {
                 p[i] *= shrink

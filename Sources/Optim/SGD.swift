@@ -17,7 +17,7 @@ public final class SGD: Optimizer {
     private let params: Arena
     private let grads: Arena
     private let buffer: Arena?
-    private let decay: DecayRuns
+    public var runs: ParameterRuns
 
     public init(params: Arena, grads: Arena, lr: Float, momentum: Float = 0, dampening: Float = 0,
                 nesterov: Bool = false, weightDecay: Float = 0, decayMatricesOnly: Bool = false) {
@@ -30,7 +30,7 @@ public final class SGD: Optimizer {
         self.nesterov = nesterov
         self.weightDecay = weightDecay
         self.decayMatricesOnly = decayMatricesOnly
-        decay = DecayRuns(weightDecay, layout: params.layout, matricesOnly: decayMatricesOnly)
+        runs = ParameterRuns(weightDecay, layout: params.layout, matricesOnly: decayMatricesOnly)
         buffer = momentum != 0 ? Arena(params.layout) : nil
     }
 
@@ -47,12 +47,11 @@ public final class SGD: Optimizer {
     /// One pass over the arena, 8 lanes at a time (arena sizes are multiples of 16).
     public func step() {
         let p = params.data, g = grads.data
-        let lr = Vec8(repeating: self.lr)
         let mu = Vec8(repeating: momentum), damp = Vec8(repeating: 1 - dampening)
         defer { stepCount += 1 }
         let first = stepCount == 0
-        for run in decay.runs {
-            let wd = Vec8(repeating: run.rate)
+        for run in runs.trained {
+            let wd = Vec8(repeating: run.rate), lr = Vec8(repeating: self.lr * run.lrScale)
             guard let b = buffer?.data else {
                 for i in stride(from: run.range.lowerBound, to: run.range.upperBound, by: 8) {
                     let pv = p.load8(i)

@@ -135,6 +135,8 @@ public struct JobConfig: Equatable, Sendable {
         /// Data-parallel runs: BatchNorm statistics over the global batch (SyncBatchNorm)
         /// instead of each rank's own.
         public var syncBatchNorm = false
+        /// Parameters not trained (for all or the first epochs), by name pattern.
+        public var freeze: [Freeze] = []
     }
     public var train = Train()
 
@@ -193,6 +195,8 @@ public struct JobConfig: Equatable, Sendable {
             case .adamw: return (0.001, 0.01, 0, 1e-8)
             }
         }
+        /// Per-parameter lr scale and weight decay, by name pattern (first match wins).
+        public var groups: [ParameterGroup] = []
     }
     public var optimizer = Optimizer()
 
@@ -264,6 +268,7 @@ public struct JobConfig: Equatable, Sendable {
         train.clipGradValue = try t.double("clip_grad_value", default: train.clipGradValue, min: 0)
         train.onNaN = try t.choice("on_nan", default: train.onNaN)
         train.syncBatchNorm = try t.bool("sync_batchnorm", default: train.syncBatchNorm)
+        train.freeze = try ParameterGroupsConfig.freeze(t)
         try t.finish()
         try parseTask(r, loss: loss, t)
 
@@ -309,6 +314,7 @@ public struct JobConfig: Equatable, Sendable {
         optimizer.nesterov = try o.bool("nesterov", default: optimizer.nesterov)
         optimizer.weightDecay = try o.double("weight_decay", default: typeDefaults.weightDecay, min: 0)
         optimizer.decay = try o.choice("decay", default: optimizer.decay)
+        optimizer.groups = try ParameterGroupsConfig.groups(o)
         if optimizer.nesterov && (optimizer.momentum == 0 || optimizer.dampening != 0) {
             throw o.error("nesterov", "Nesterov momentum needs momentum > 0 and dampening = 0")
         }
@@ -388,7 +394,8 @@ public struct JobConfig: Equatable, Sendable {
                               "log_every": .int(train.logEvery), "accumulation_steps": .int(train.accumulationSteps),
                               "check_every": .int(train.checkEvery), "label_smoothing": .double(train.labelSmoothing),
                               "clip_grad_norm": .double(train.clipGradNorm), "clip_grad_value": .double(train.clipGradValue),
-                              "on_nan": .string(train.onNaN.rawValue), "sync_batchnorm": .bool(train.syncBatchNorm)]),
+                              "on_nan": .string(train.onNaN.rawValue), "sync_batchnorm": .bool(train.syncBatchNorm),
+                              "freeze": ParameterGroupsConfig.value(train.freeze)]),
             "scaling": .object(["rule": .string(scaling.rule.rawValue), "base_batch": .int(scaling.baseBatch),
                                 "warmup_epochs": .double(scaling.warmupEpochs), "warmup_steps": .int(scaling.warmupSteps)]),
             "comm": .object(["bucket_mb": .double(Double(comm.bucketBytes) / 1_048_576), "timeout": .double(comm.timeout),
@@ -402,7 +409,8 @@ public struct JobConfig: Equatable, Sendable {
                                   "decay": .string(optimizer.decay.rawValue),
                                   "betas": .list(optimizer.betas.map { .double($0) }), "eps": .double(optimizer.eps),
                                   "alpha": .double(optimizer.alpha), "centered": .bool(optimizer.centered),
-                                  "lr_decay": .double(optimizer.lrDecay)]),
+                                  "lr_decay": .double(optimizer.lrDecay),
+                                  "groups": ParameterGroupsConfig.value(optimizer.groups)]),
             "schedule": .object(["type": .string(schedule.type.rawValue), "min_factor": .double(schedule.minFactor),
                                  "step_epochs": .int(schedule.stepEpochs), "gamma": .double(schedule.gamma),
                                  "warmup_epochs": .double(schedule.warmupEpochs), "patience": .int(schedule.patience),

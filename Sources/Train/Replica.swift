@@ -104,6 +104,10 @@ public final class StepRunner {
             return false
         }
         consecutiveSkips = 0
+        // Frozen parameters have no gradient (as PyTorch's None): clipping must not count them.
+        if job.train.clipGradNorm > 0 || job.train.clipGradValue > 0 {
+            for run in r.optimizer.runs.runs where run.lrScale == 0 { (r.model.grads.data + run.range.lowerBound).update(repeating: 0, count: run.range.count) }
+        }
         if job.train.clipGradValue > 0 { GradientClipping.clipValue(r.model.grads, value: Float(job.train.clipGradValue)) }
         if job.train.clipGradNorm > 0 { lastGradientNorm = GradientClipping.clipNorm(r.model.grads, maxNorm: Float(job.train.clipGradNorm)) }
         r.optimizer.lr = lr

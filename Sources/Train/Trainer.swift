@@ -111,6 +111,8 @@ public final class Trainer {
         runner.describeStep = { [unowned self] in "epoch \(state.epoch + 1), step \(state.globalStep + 1)" }
         runner.warmupHint = needsWarmupHint ? warmupHint : nil
         runner.log = { [unowned self] in self.log($0) }
+        try checkParameterPatterns()
+        applyParameterGroups(epoch: 0)
     }
 
     /// Records this run into a run directory: every log line, and the metrics of each step,
@@ -368,7 +370,15 @@ public final class Trainer {
             + "\(comm.worldSize) worker\(comm.worldSize == 1 ? "" : "s") × batch \(job.train.batchSize)"
             + (k > 1 ? " × \(k) micro-batches" : "") + " = global batch \(sampler.globalBatch), "
             + "\(stepsPerEpoch) steps/epoch; \(lrDescription)")
+        var frozen = applyParameterGroups(epoch: state.epoch)
+        if !frozen.isEmpty { log("frozen: \(frozen.joined(separator: ", "))") }
         while state.epoch < epochs && state.globalStep < totalSteps {
+            let now = applyParameterGroups(epoch: state.epoch)
+            if now != frozen {
+                let thawed = frozen.filter { !now.contains($0) }
+                log("epoch \(state.epoch + 1): " + (thawed.isEmpty ? "frozen now: \(now.joined(separator: ", "))" : "unfrozen \(thawed.joined(separator: ", "))"))
+                frozen = now
+            }
             var augment = job.data.augment
             if let s = data.info.inputScaling, let m = s.mean.first, let d = s.std.first, s.mean.count == 1 {
                 augment.fill = d > 0 ? Float(-m / d) : 0

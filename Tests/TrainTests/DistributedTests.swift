@@ -227,3 +227,17 @@ func checkpointFromTwoWorkersResumesOnOne() throws {
         #expect(seen.count == full.count - 5 && worst <= 1e-4, "resumed on four: worst relative difference \(worst)")
     }
 }
+
+/// A frozen first layer (its backward skipped, its buckets all-reduced as zeros) trains the
+/// same with two ranks as in one process.
+@Test(.timeLimit(.minutes(10)))
+func frozenLayersTrainAlikeDataParallel() throws {
+    let dir = Fixtures.tempDirectory("ddp-freeze")
+    var (job, data) = try syntheticJob(dir, samples: 128 * 20, batch: 128)
+    job.train.freeze = [Freeze(patterns: ["1.*"])]
+    job.optimizer.groups = [ParameterGroup(patterns: ["3.bias"], lrScale: 3)]
+    let single = try losses(job, data, world: 1, steps: 20)
+    let ddp = try losses(job, data, world: 2, steps: 20)
+    let worst = zip(single, ddp).map { abs($0 - $1) / max(abs($0), 1e-6) }.max() ?? 1
+    #expect(single.count == 20 && worst <= 1e-4, "worst relative difference \(worst)")
+}
