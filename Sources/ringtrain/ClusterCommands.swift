@@ -36,12 +36,13 @@ struct LaunchCommand: ParsableCommand {
         let checkpoint = try wrapErrors { try resumed.map { try Checkpoint.load($0.checkpoint) } }
         let job = try wrapErrors { try options.resolve(base: checkpoint?.job) }
         try wrapErrors { try checkDataset(job) }
-        if let w = initFrom, !FileIO.exists(w) { throw ValidationError("--init-from \(w): no such file") }
+        if let w = initFrom, !FileIO.exists(w) { throw ValidationError("--init-from \(w): no such file or run directory") }
+        let weights = try wrapErrors { try initFrom.map(checkpointPath) }
         let run = try wrapErrors { try options.runDirectory(for: job, resuming: resumed?.run) }
         Trainer.printLine("[launch] run directory \(run.path)")
         let launcher = LocalLauncher(job: job, workers: workers, maxRestarts: maxRestarts, resume: resumed?.checkpoint)
         launcher.runDir = run
-        launcher.initFrom = initFrom
+        launcher.initFrom = weights
         launcher.initPartial = initPartial
         launcher.threads = threads
         let code = launcher.run()
@@ -82,7 +83,7 @@ struct CoordinatorCommand: ParsableCommand {
         let run = try wrapErrors { try options.runDirectory(for: job, resuming: resumed?.run) }
         var o = Coordinator.Options(listen: listen, workers: workers, job: job, resume: resumed?.checkpoint)
         o.runDir = run.path
-        o.initFrom = initFrom
+        o.initFrom = try wrapErrors { try initFrom.map(checkpointPath) }
         o.initPartial = initPartial
         o.rendezvousTimeout = rendezvousTimeout
         if let k = security.curveKey {

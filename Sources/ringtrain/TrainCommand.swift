@@ -91,7 +91,7 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Resume from a checkpoint, a run directory (its newest checkpoint) or 'last' (the newest run): parameters, optimizer, progress, RNG.", valueName: "ckpt|run-dir|last"))
     var resume: String?
 
-    @Option(name: .long, help: "Start a fresh run from the weights in this safetensors file.")
+    @Option(name: .long, help: "Start a fresh run from the weights in this safetensors file (or a run directory's newest checkpoint, or last).")
     var initFrom: String?
 
     @Flag(name: .long, help: "With --init-from: take only the tensors whose names and shapes match (fine-tuning with a new head); report the rest.")
@@ -125,7 +125,7 @@ struct TrainCommand: ParsableCommand {
                 }
                 Trainer.printLine("resumed from \(c.path) at epoch \(trainer.state.epoch + 1), step \(trainer.state.globalStep)")
             }
-            if let w = initFrom {
+            if let w = try initFrom.map(checkpointPath) {
                 let r = try trainer.initialize(fromWeights: w, partial: initPartial)
                 Trainer.printLine("initialised weights from \(w)" + (initPartial
                     ? "; new: \(r.fresh.isEmpty ? "none" : r.fresh.joined(separator: ", ")); not used: \(r.unused.isEmpty ? "none" : r.unused.joined(separator: ", "))" : ""))
