@@ -38,11 +38,14 @@ public enum Checkpoint {
         public var data: DataInfo?
         public var file: SafeTensors.File
         public var path: String
+        /// checkpoint.best and early stopping: where their metrics stood.
+        public var selection: ConfigValue?
     }
 
     /// Tensors of a multi-model job carry their model's name as a prefix ("generator.0.weight").
     public static func save(to path: String, job: JobConfig, replicas: [Replica],
-                            state: TrainState, rngs: [String: RNG], worldSize: Int, data: DataInfo) throws {
+                            state: TrainState, rngs: [String: RNG], worldSize: Int, data: DataInfo,
+                            selection: ConfigValue? = nil) throws {
         var w = SafeTensors.Writer()
         for r in replicas {
             for (name, p) in r.model.parameters {
@@ -79,6 +82,7 @@ public enum Checkpoint {
             "rng": JSON.string(rngValue),
             "world_size": String(worldSize),
         ]
+        if let s = selection { w.metadata["selection"] = JSON.string(s) }
         let dir = FileIO.directory(of: path)
         try FileIO.makeDirectories(dir)
         try w.write(to: path)
@@ -137,7 +141,8 @@ public enum Checkpoint {
             rngs[e.key] = rng
         }
         return Contents(job: job, state: state, rngs: rngs, optimizerSteps: modelSteps,
-                        worldSize: try int("world_size"), data: data, file: file, path: path)
+                        worldSize: try int("world_size"), data: data, file: file, path: path,
+                        selection: try m["selection"].map { _ in try json("selection") })
     }
 
     /// Copies the model's parameters out of `file`, checking names, dtypes and shapes like

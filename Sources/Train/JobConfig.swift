@@ -137,6 +137,8 @@ public struct JobConfig: Equatable, Sendable {
         public var syncBatchNorm = false
         /// Parameters not trained (for all or the first epochs), by name pattern.
         public var freeze: [Freeze] = []
+        /// Stop when a validation metric has not improved for `patience` epochs.
+        public var earlyStopping: MetricGoal?
     }
     public var train = Train()
 
@@ -224,6 +226,8 @@ public struct JobConfig: Equatable, Sendable {
         public var everySteps = 0
         /// How many recent checkpoints to keep.
         public var keep = 3
+        /// Also keep the checkpoint with the best value of this validation metric (best.safetensors).
+        public var best: MetricGoal?
     }
     public var checkpoint = Checkpoint()
 
@@ -269,6 +273,7 @@ public struct JobConfig: Equatable, Sendable {
         train.onNaN = try t.choice("on_nan", default: train.onNaN)
         train.syncBatchNorm = try t.bool("sync_batchnorm", default: train.syncBatchNorm)
         train.freeze = try ParameterGroupsConfig.freeze(t)
+        train.earlyStopping = try MetricGoal.read(t, "early_stopping", earlyStopping: true)
         try t.finish()
         try parseTask(r, loss: loss, t)
 
@@ -334,6 +339,7 @@ public struct JobConfig: Equatable, Sendable {
         checkpoint.dir = try c.string("dir", default: checkpoint.dir)
         checkpoint.everySteps = try c.int("every_steps", default: checkpoint.everySteps, min: 0)
         checkpoint.keep = try c.int("keep", default: checkpoint.keep, min: 1)
+        checkpoint.best = try MetricGoal.read(c, "best", earlyStopping: false)
         try c.finish()
         try r.finish()
     }
@@ -395,7 +401,8 @@ public struct JobConfig: Equatable, Sendable {
                               "check_every": .int(train.checkEvery), "label_smoothing": .double(train.labelSmoothing),
                               "clip_grad_norm": .double(train.clipGradNorm), "clip_grad_value": .double(train.clipGradValue),
                               "on_nan": .string(train.onNaN.rawValue), "sync_batchnorm": .bool(train.syncBatchNorm),
-                              "freeze": ParameterGroupsConfig.value(train.freeze)]),
+                              "freeze": ParameterGroupsConfig.value(train.freeze),
+                              "early_stopping": train.earlyStopping?.configValue ?? .null]),
             "scaling": .object(["rule": .string(scaling.rule.rawValue), "base_batch": .int(scaling.baseBatch),
                                 "warmup_epochs": .double(scaling.warmupEpochs), "warmup_steps": .int(scaling.warmupSteps)]),
             "comm": .object(["bucket_mb": .double(Double(comm.bucketBytes) / 1_048_576), "timeout": .double(comm.timeout),
@@ -416,7 +423,7 @@ public struct JobConfig: Equatable, Sendable {
                                  "warmup_epochs": .double(schedule.warmupEpochs), "patience": .int(schedule.patience),
                                  "threshold": .double(schedule.threshold)]),
             "checkpoint": .object(["dir": .string(checkpoint.dir), "every_steps": .int(checkpoint.everySteps),
-                                   "keep": .int(checkpoint.keep)]),
+                                   "keep": .int(checkpoint.keep), "best": checkpoint.best?.configValue ?? .null]),
         ])
     }
 }

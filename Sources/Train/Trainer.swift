@@ -113,6 +113,9 @@ public final class Trainer {
         runner.log = { [unowned self] in self.log($0) }
         try checkParameterPatterns()
         applyParameterGroups(epoch: 0)
+        if data.validation == nil, let key = job.checkpoint.best != nil ? "checkpoint.best" : job.train.earlyStopping != nil ? "train.early_stopping" : nil {
+            throw TrainError("\(key) follows a validation metric, but the data has no validation split (set data.validation_fraction or data.validation)")
+        }
     }
 
     /// Records this run into a run directory: every log line, and the metrics of each step,
@@ -128,7 +131,14 @@ public final class Trainer {
     public var totalSteps: Int { job.train.maxSteps > 0 ? job.train.maxSteps : stepsPerEpoch * job.train.epochs }
 
     /// Whether the run has nothing left to train (a resume from its last checkpoint).
-    public var isFinished: Bool { state.globalStep >= totalSteps }
+    public var isFinished: Bool { state.globalStep >= totalSteps || stoppedEarly }
+
+    /// checkpoint.best's metric so far, and early stopping's.
+    public private(set) var bestTrack = MetricTrack()
+    public private(set) var stopTrack = MetricTrack()
+
+    /// Early stopping ended the run: its metric has not improved for `patience` epochs.
+    public var stoppedEarly: Bool { job.train.earlyStopping.map { stopTrack.sinceBest >= $0.patience } ?? false }
 
     // MARK: learning rate
 
@@ -201,6 +211,10 @@ public final class Trainer {
                                          prefix: r.prefix)
         }
         for (k, v) in c.rngs { rngs[k] = v }
+        if let s = c.selection {
+            if let b = s["best"] { bestTrack = MetricTrack(b) }
+            if let e = s["early_stopping"] { stopTrack = MetricTrack(e) }
+        }
         if let r = c.rngs["dropout.\(comm.rank)"] { model.random.rng = r }
         if let r = c.rngs["task.\(comm.rank)"] { runner.random = r }
         // A checkpoint taken with another world size (or batch) resumes at the same sample position.
@@ -445,7 +459,12 @@ public final class Trainer {
                 plateau = p
                 if p.scale != before { log("\(ev.split) loss has not improved for \(job.schedule.patience) epochs: lr scale now \(p.scale)") }
             }
+            if let ev, ev.split == "val" { try follow(ev, epoch: epochNumber, checkpointDir: checkpointDir) }
             if let dir = checkpointDir { try saveCheckpoint(dir) }
+            if stoppedEarly, let g = job.train.earlyStopping {
+                log("early stopping: \(g.metric) has not improved for \(g.patience) epochs (best \(fmt(stopTrack.best ?? .nan, 4)) at epoch \(stopTrack.bestEpoch))")
+                break
+            }
         }
         var test: Evaluation?
         if data.validation != nil, let t = data.test {
@@ -457,21 +476,42 @@ public final class Trainer {
                        samplesPerSecond: Double(samples) / max(trainSeconds, 1e-9), stopped: false)
     }
 
+    /// checkpoint.best and early stopping after an epoch's validation.
+    private func follow(_ ev: Evaluation, epoch: Int, checkpointDir: String?) throws {
+        func value(_ g: MetricGoal, _ key: String) throws -> Double {
+            guard let v = metric(ev, g.metric) else {
+                throw TrainError("\(key): the \(task.name) task logs no \"\(g.metric)\"; it logs \(metricNames(ev).joined(separator: ", "))")
+            }
+            return v
+        }
+        if let g = job.checkpoint.best, bestTrack.add(try value(g, "checkpoint.best"), epoch: epoch, goal: g), let dir = checkpointDir {
+            let path = try saveCheckpoint(dir, as: "best.safetensors")
+            log("best \(g.metric) \(fmt(bestTrack.best!, 4)) (epoch \(epoch)): \(path)")
+        }
+        if let g = job.train.earlyStopping { _ = stopTrack.add(try value(g, "train.early_stopping"), epoch: epoch, goal: g) }
+    }
+
     /// Writes a checkpoint of the current state (rank 0 only) and deletes this run's own
-    /// checkpoints beyond the newest `checkpoint.keep` (never another run's).
-    public func saveCheckpoint(_ dir: String) throws {
+    /// checkpoints beyond the newest `checkpoint.keep` (never another run's). `name` writes
+    /// one outside the step series (best.safetensors), which retention leaves alone.
+    @discardableResult
+    public func saveCheckpoint(_ dir: String, as name: String? = nil) throws -> String {
         try syncBuffers()
-        guard comm.rank == 0 else { return }
-        let path = "\(dir)/\(Checkpoint.fileName(step: state.globalStep))"
+        let path = "\(dir)/\(name ?? Checkpoint.fileName(step: state.globalStep))"
+        guard comm.rank == 0 else { return path }
         var all = rngs
         all["dropout.0"] = model.random.rng
         all["task.0"] = runner.random
+        let selection: ConfigValue? = job.checkpoint.best == nil && job.train.earlyStopping == nil ? nil
+            : .object(["best": bestTrack.configValue, "early_stopping": stopTrack.configValue])
         try Checkpoint.save(to: path, job: job, replicas: replicas, state: state, rngs: all, worldSize: comm.worldSize,
-                            data: data.info)
+                            data: data.info, selection: selection)
+        if name != nil { return path }
         writtenCheckpoints.removeAll { $0 == path }
         writtenCheckpoints.append(path)
         while writtenCheckpoints.count > job.checkpoint.keep { FileIO.remove(writtenCheckpoints.removeFirst()) }
         log("checkpoint \(path)")
+        return path
     }
 
     public static func printLine(_ s: String) {

@@ -116,6 +116,11 @@ struct TrainCommand: ParsableCommand {
             let trainer = try Trainer(job: job, data: data)
             if let c = checkpoint {
                 try trainer.restore(c)
+                if trainer.stoppedEarly, let g = job.train.earlyStopping {
+                    Trainer.printLine("\(c.path) ends a run stopped early (\(g.metric) had not improved for \(g.patience) epochs): nothing to train. "
+                        + "To train further, raise train.early_stopping.patience (--set train.early_stopping.patience=N)")
+                    return
+                }
                 if trainer.isFinished {
                     let e = job.train.maxSteps > 0 ? "train.max_steps \(job.train.maxSteps)" : "\(job.train.epochs) epochs"
                     Trainer.printLine("\(c.path) ends a finished run (step \(trainer.state.globalStep) of \(trainer.totalSteps), \(e)): "
