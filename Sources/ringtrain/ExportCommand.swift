@@ -9,15 +9,19 @@ import Train
 /// its spec and one evaluation-mode forward pass, so that scripts/fixtures/make_parity.py can
 /// rebuild it in PyTorch, load the weights with load_state_dict(strict=True) and compare outputs.
 struct ExportModelCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "export-model", abstract: "Export a model for a PyTorch cross-check.",
-                                                    shouldDisplay: false)
+    static let configuration = CommandConfiguration(
+        commandName: "export-model",
+        abstract: "Export a model's weights (PyTorch state_dict names, no optimizer state) with its spec and one forward pass, for PyTorch.",
+        discussion: "From a checkpoint (or run directory, or last), or a freshly initialised zoo model. Load it in Python with safetensors.torch.load_file and model.load_state_dict(…, strict=True): docs/checkpoints.md.")
 
-    @Argument(help: "Zoo model name, `all` (then --out is a directory, one file per model), or a checkpoint file.") var model: String
+    @Argument(help: "Zoo model name, `all` (then --out is a directory, one file per model), a checkpoint file, a run directory or last.") var model: String
     @Option(help: "Output safetensors file (a directory with `all`).") var out: String
     @Option(help: "Seed.") var seed = 0
 
     func run() throws {
-        if model.hasSuffix(".safetensors") { return try exportCheckpoint() }
+        if model.hasSuffix(".safetensors") || model == "last" || FileIO.isDirectory(model) {
+            return try wrapErrors { try exportCheckpoint(try checkpointPath(model)) }
+        }
         if model == "all" {
             try FileIO.makeDirectories(out)
             for name in ModelSpec.zoo.keys.sorted() { try export(name, to: "\(out)/\(name).safetensors") }
@@ -28,7 +32,7 @@ struct ExportModelCommand: ParsableCommand {
 
     /// A trained checkpoint's model on a batch of inputs (ids drawn from the vocabulary for a
     /// model that reads ids).
-    func exportCheckpoint() throws {
+    func exportCheckpoint(_ model: String) throws {
         let c = try Checkpoint.load(model)
         let m = try Model(spec: c.job.model, source: model)
         try Checkpoint.loadParameters(into: m, from: c.file, source: model, prefix: "")

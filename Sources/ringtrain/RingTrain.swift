@@ -8,9 +8,10 @@ struct RingTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ringtrain",
         abstract: "Data-parallel deep-learning training on CPUs over ZeroMQ.",
-        subcommands: [TrainCommand.self, LaunchCommand.self, CoordinatorCommand.self, WorkerCommand.self, KeygenCommand.self, SummaryCommand.self,
-                      BenchCommand.self, VersionCommand.self, CommWorker.self, CommTest.self, ExportModelCommand.self, GenerateCommand.self, EvalCommand.self,
-                      InspectCommand.self, ConfigCommand.self, PredictCommand.self, PlotCommand.self]
+        subcommands: [TrainCommand.self, LaunchCommand.self, CoordinatorCommand.self, WorkerCommand.self, KeygenCommand.self,
+                      ConfigCommand.self, EvalCommand.self, PredictCommand.self, GenerateCommand.self, InspectCommand.self,
+                      PlotCommand.self, ExportModelCommand.self, SummaryCommand.self, BenchCommand.self, VersionCommand.self,
+                      CommWorker.self, CommTest.self]
     )
 }
 
