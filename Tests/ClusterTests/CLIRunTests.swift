@@ -175,7 +175,8 @@ func interruptingLaunchLeavesNoProcess() throws {
 func shellScriptsPassShellcheck() throws {
     let root = Fixtures.packageRoot
     let scripts = ["cluster/ssh-launch", "cluster/slurm/ringtrain.sbatch", "scripts/bootstrap", "scripts/test", ".ci/run",
-                   "scripts/fixtures/make-all", "scripts/bench/allreduce", "scripts/bench/ddp", "scripts/bench/train"]
+                   "scripts/fixtures/make-all", "scripts/bench/allreduce", "scripts/bench/ddp", "scripts/bench/train",
+                   "scripts/bench/transfer", "scripts/new-user", "scripts/docs/cli-reference", "scripts/report-screenshots"]
         + FileIO.list(root + "/cluster/netns").map { "cluster/netns/" + $0 }
     let r = Fixtures.run(["shellcheck"] + scripts.map { root + "/" + $0 })
     #expect(r.status == 0, "\(r.output)")
