@@ -21,6 +21,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // System libraries (installed by scripts/bootstrap).
@@ -39,12 +40,15 @@ let package = Package(
         .target(name: "Formats", dependencies: ["Config", "CZlib", "Yams"]),
         .target(name: "Datasets", dependencies: ["TensorCore", "Formats"]),
         .target(name: "Comm", dependencies: ["TensorCore", "CZMQ", "CSupport"], swiftSettings: numeric),
-        .target(name: "Train", dependencies: ["Config", "TensorCore", "NN", "Optim", "Formats", "Datasets", "Comm"]),
-        .target(name: "Cluster", dependencies: ["Train", "Comm", "Formats", "CSupport", "CZMQ"]),
+        .target(name: "Train", dependencies: ["Config", "TensorCore", "NN", "Optim", "Formats", "Datasets", "Comm",
+                                              .product(name: "Logging", package: "swift-log")]),
+        .target(name: "Cluster", dependencies: ["Train", "Comm", "Formats", "CSupport", "CZMQ",
+                                                .product(name: "Logging", package: "swift-log")]),
         .target(name: "Report", dependencies: ["Config", "Formats"]),
         .executableTarget(name: "ringtrain", dependencies: [
             "Train", "Cluster", "Comm", "CSupport", "Report",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "TestSupport", dependencies: ["TensorCore", "NN", "Formats", "Config", "Comm", "CSupport"]),
 

@@ -46,7 +46,7 @@ public final class Coordinator {
     public let endpoint: String
     public let runID = UInt64.random(in: 1...UInt64.max)
     /// Log lines (default: stdout with a "[coordinator]" prefix).
-    public var log: (String) -> Void = { Trainer.printLine("[coordinator] " + $0) }
+    public var log: (String) -> Void = { RunLog.info("[coordinator] " + $0) }
 
     private let context = ZContext()
     private let router: ZSocket

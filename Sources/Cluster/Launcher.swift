@@ -1,4 +1,5 @@
 import Dispatch
+import Logging
 import Glibc
 import TensorCore
 import Train
@@ -17,6 +18,8 @@ public final class LocalLauncher {
     public var initPartial = false
     /// BLAS threads per worker instead of the cores shared out.
     public var threads: Int?
+    /// Flags every worker gets too (--quiet, --verbose).
+    public var workerFlags: [String] = []
     /// The run directory (its checkpoints are what a restart resumes from).
     public var runDir: RunDirectory?
 
@@ -46,7 +49,7 @@ public final class LocalLauncher {
                 attempt += 1
                 let latest = runDir.flatMap { $0.checkpointDirectory(job) }.flatMap { Checkpoint.list(in: $0).last }
                 resume = latest ?? resume
-                Trainer.printLine("[launch] restart \(attempt)/\(maxRestarts) " + (resume.map { "from \($0)" } ?? "from the beginning (no checkpoint yet)"))
+                RunLog.warning("[launch] restart \(attempt)/\(maxRestarts) " + (resume.map { "from \($0)" } ?? "from the beginning (no checkpoint yet)"))
             }
         }
     }
@@ -60,14 +63,14 @@ public final class LocalLauncher {
             o.runDir = runDir?.path
             coordinator = try Coordinator(o)
         } catch {
-            Trainer.printLine("[launch] cannot start the coordinator: \(error)")
+            RunLog.logger.error("[launch] cannot start the coordinator: \(error)")
             return .failed(rank: nil, host: nil, message: "\(error)")
         }
         let group = ProcessGroup()
         let exe = ProcessGroup.currentExecutable
         do {
             for r in 0..<workers {
-                try group.start([exe, "worker", "--coordinator", coordinator.endpoint, "--rank", String(r), "--bind", "127.0.0.1"],
+                try group.start([exe, "worker", "--coordinator", coordinator.endpoint, "--rank", String(r), "--bind", "127.0.0.1"] + workerFlags,
                                 environment: ["OPENBLAS_NUM_THREADS": String(threadsPerWorker)],
                                 name: "rank \(r)", prefix: "[rank \(r)] ")
             }

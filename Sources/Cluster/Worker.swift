@@ -22,8 +22,6 @@ public final class WorkerRuntime {
         /// CURVE: this worker's key pair and the coordinator's public key.
         public var curve: CurveKeyPair?
         public var coordinatorKey: String?
-        /// Every rank prints its set-up line (ring edges), not only rank 0.
-        public var verbose = false
         public init(coordinator: String) { self.coordinator = coordinator }
     }
 
@@ -118,7 +116,8 @@ public final class WorkerRuntime {
                                         peerKeys: welcome.peerKeys)
         let trainer = try Trainer(job: job, data: data, comm: comm)
         let t = comm.transport
-        let setup: (String) -> Void = options.verbose && welcome.rank != 0 ? Trainer.printLine : trainer.log
+        // Rank 0's set-up is progress; the others' is detail (printed with --verbose).
+        let setup: (String) -> Void = welcome.rank == 0 ? trainer.log : { RunLog.debug($0, rank: welcome.rank) }
         setup("ring of \(welcome.world): rank \(welcome.rank) on \(welcome.hosts[welcome.rank]), edges in \(t.input) / out \(t.output)"
                     + (comm.isHierarchical ? ", gradients all-reduced in place per host, then across hosts"
                        : comm.sharesBuffers ? ", gradients all-reduced in place in shared memory" : "")

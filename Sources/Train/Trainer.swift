@@ -66,7 +66,11 @@ public final class Trainer {
         self.data = data
         self.comm = comm
         let rank = comm.rank
-        let log = log ?? { line in if rank == 0 { Trainer.printLine(line) } }
+        // Only rank 0 reports progress; warnings keep their level (they pass --quiet).
+        let log = log ?? { line in
+            guard rank == 0 else { return }
+            line.hasPrefix("warning:") ? RunLog.warning(line, rank: rank) : RunLog.info(line, rank: rank)
+        }
         self.log = log
         // Gradients live in the communicator's buffer: ranks on one host all-reduce it in place.
         let several = job.namedModels.count > 1

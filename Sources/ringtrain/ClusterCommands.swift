@@ -13,6 +13,7 @@ struct LaunchCommand: ParsableCommand {
             + "Ctrl-C or a failure stops every process; --max-restarts restarts the job from its newest checkpoint.")
 
     @OptionGroup var options: JobOptions
+    @OptionGroup var logging: LogOptions
     @Option(help: "Worker processes.") var workers = 2
     @Option(help: "Restart the whole job from the newest checkpoint up to this many times after a failure.")
     var maxRestarts = 0
@@ -32,6 +33,7 @@ struct LaunchCommand: ParsableCommand {
     }
 
     func run() throws {
+        logging.apply()
         let resumed = try wrapErrors { try resume.map { try RunDirectory.resolveResume($0) } }
         let checkpoint = try wrapErrors { try resumed.map { try Checkpoint.load($0.checkpoint) } }
         let job = try wrapErrors { try options.resolve(base: checkpoint?.job) }
@@ -39,14 +41,15 @@ struct LaunchCommand: ParsableCommand {
         if let w = initFrom, !FileIO.exists(w) { throw ValidationError("--init-from \(w): no such file or run directory") }
         let weights = try wrapErrors { try initFrom.map(checkpointPath) }
         let run = try wrapErrors { try options.runDirectory(for: job, resuming: resumed?.run) }
-        Trainer.printLine("[launch] run directory \(run.path)")
+        RunLog.info("[launch] run directory \(run.path)")
         let launcher = LocalLauncher(job: job, workers: workers, maxRestarts: maxRestarts, resume: resumed?.checkpoint)
         launcher.runDir = run
+        launcher.workerFlags = logging.flags
         launcher.initFrom = weights
         launcher.initPartial = initPartial
         launcher.threads = threads
         let code = launcher.run()
-        Trainer.printLine("[launch] run directory \(run.path)")
+        RunLog.info("[launch] run directory \(run.path)")
         if code != 0 { throw ExitCode(code) }
     }
 }
@@ -57,6 +60,7 @@ struct CoordinatorCommand: ParsableCommand {
         abstract: "Run the coordinator of a job whose workers run on other hosts (ringtrain worker).")
 
     @OptionGroup var options: JobOptions
+    @OptionGroup var logging: LogOptions
     @Option(help: "Endpoint to listen on, e.g. tcp://0.0.0.0:29500.") var listen = "tcp://0.0.0.0:29500"
     @Option(help: "Number of workers to wait for.") var workers: Int
     @Option(help: ArgumentHelp("Resume every worker from a checkpoint, a run directory or 'last' (read by rank 0).", valueName: "ckpt|run-dir|last"))
@@ -78,6 +82,7 @@ struct CoordinatorCommand: ParsableCommand {
     }
 
     func run() throws {
+        logging.apply()
         let resumed = try wrapErrors { try resume.map { try RunDirectory.resolveResume($0) } }
         let job = try wrapErrors { try options.resolve() }
         let run = try wrapErrors { try options.runDirectory(for: job, resuming: resumed?.run) }
@@ -110,7 +115,7 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Address for this worker's ring input (default: the address that reaches the coordinator).")
     var bind: String?
     @Option(help: "Rank to ask for.") var rank: Int?
-    @Flag(help: "Every rank prints its set-up (ring edges, transport), not only rank 0.") var verbose = false
+    @OptionGroup var logging: LogOptions
     @Option(help: "Seconds to wait for the coordinator's answer (its WELCOME) before giving up.") var rendezvousTimeout = 120.0
     @Argument(help: "Job file: checked against the coordinator's (and used when this rank hosts the coordinator).")
     var job: String?
@@ -125,6 +130,7 @@ struct WorkerCommand: ParsableCommand {
 
     func run() throws {
         ProcessGroup.bindToParent()
+        logging.apply()
         let env = try wrapErrors { try LaunchEnvironment.current() }
         let jobConfig = try wrapErrors { try job.map { try JobConfig.load(path: $0) } }
         let myRank = rank ?? env.rank
@@ -147,7 +153,6 @@ struct WorkerCommand: ParsableCommand {
         var o = WorkerRuntime.Options(coordinator: ep)
         o.rank = myRank
         o.jobHash = jobConfig?.hash
-        o.verbose = verbose
         o.rendezvousTimeout = rendezvousTimeout
         // The ring input must be reachable from the other hosts: bind to the address that reaches
         // the coordinator's host (for rank 0 hosting it, the scheduler's address for this host).

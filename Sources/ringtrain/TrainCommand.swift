@@ -87,6 +87,7 @@ struct TrainCommand: ParsableCommand {
         abstract: "Train in one process (the single-node fallback: world size 1, no sockets).")
 
     @OptionGroup var options: JobOptions
+    @OptionGroup var logging: LogOptions
 
     @Option(name: .long, help: ArgumentHelp("Resume from a checkpoint, a run directory (its newest checkpoint) or 'last' (the newest run): parameters, optimizer, progress, RNG.", valueName: "ckpt|run-dir|last"))
     var resume: String?
@@ -108,6 +109,7 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         do {
+            logging.apply()
             if let t = threads { BLAS.threads = t }
             let resumed = try resume.map { try RunDirectory.resolveResume($0) }
             let checkpoint = try resumed.map { try Checkpoint.load($0.checkpoint) }
@@ -128,15 +130,15 @@ struct TrainCommand: ParsableCommand {
                         + "(or --set train.max_steps=N)")
                     return
                 }
-                Trainer.printLine("resumed from \(c.path) at epoch \(trainer.state.epoch + 1), step \(trainer.state.globalStep)")
+                RunLog.info("resumed from \(c.path) at epoch \(trainer.state.epoch + 1), step \(trainer.state.globalStep)")
             }
             if let w = try initFrom.map(checkpointPath) {
                 let r = try trainer.initialize(fromWeights: w, partial: initPartial)
-                Trainer.printLine("initialised weights from \(w)" + (initPartial
+                RunLog.info("initialised weights from \(w)" + (initPartial
                     ? "; new: \(r.fresh.isEmpty ? "none" : r.fresh.joined(separator: ", ")); not used: \(r.unused.isEmpty ? "none" : r.unused.joined(separator: ", "))" : ""))
             }
             let run = try options.runDirectory(for: job, resuming: resumed?.run)
-            let bar = ProgressBar.forTerminal()
+            let bar = RunLog.threshold <= .info ? ProgressBar.forTerminal() : nil
             if let bar {
                 trainer.log = { bar.printAbove($0) }
                 trainer.progress = bar
@@ -146,11 +148,14 @@ struct TrainCommand: ParsableCommand {
             let summary = try trainer.run(checkpointDir: run.checkpointDirectory(job))
             let final = summary.test ?? summary.lastEvaluation
             if let table = final?.confusionTable() { trainer.log(table) }
-            trainer.log("done: " + (final.map { $0.line + " " } ?? "")
-                + "train_time \(fmt(summary.trainSeconds, 1))s samples/s \(Int(summary.samplesPerSecond))")
-            trainer.recorder?.flush()
+            // The result: printed whatever the log level.
+            let done = "done: " + (final.map { $0.line + " " } ?? "")
+                + "train_time \(fmt(summary.trainSeconds, 1))s samples/s \(Int(summary.samplesPerSecond))"
+            trainer.recorder?.log(done)
             bar?.finish()
-            Trainer.printLine("run directory \(run.path)")
+            Trainer.printLine(done)
+            trainer.recorder?.flush()
+            RunLog.info("run directory \(run.path)")
         } catch let e as ValidationError {
             throw e
         } catch {

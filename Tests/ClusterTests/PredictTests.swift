@@ -74,3 +74,37 @@ func predictAnswersInTheTasksTerms() throws {
     #expect(r.status == 0 && r.output.hasPrefix("y\n") && ys.count == 3, "\(r.output)")
     for (y, want) in zip(ys, [1.0, 2.0, 4.5]) { #expect(abs(y - want) < 0.05, "\(ys)") }
 }
+
+/// eval on other data reads it with the checkpoint's classes: a file with a class the model
+/// was not trained on is an error naming it, and fewer classes are fine.
+@Test(.timeLimit(.minutes(5)))
+func evalOnDataWithOtherClassesIsAClearError() throws {
+    let dir = Fixtures.tempDirectory("eval-classes")
+    var rng = RNG(seed: 3)
+    func table(_ classes: [String], rows: Int) -> String {
+        var s = "x,y,kind\n"
+        for i in 0..<rows {
+            let c = i % classes.count
+            s += "\(Float(c) + rng.uniform(-0.3, 0.3)),\(rng.uniform(-1, 1)),\(classes[c])\n"
+        }
+        return s
+    }
+    try FileIO.writeAtomically("\(dir)/train.csv", bytes: Array(table(["ant", "bee", "cat"], rows: 300).utf8))
+    try FileIO.writeAtomically("\(dir)/more.csv", bytes: Array(table(["ant", "bee", "dog"], rows: 30).utf8))
+    try FileIO.writeAtomically("\(dir)/fewer.csv", bytes: Array(table(["bee", "cat"], rows: 30).utf8))
+    try FileIO.writeAtomically("\(dir)/job.yaml", bytes: Array("""
+        name: kinds
+        model: {input: [2], layers: [{type: linear, out: 16}, relu, {type: linear, out: 3}]}
+        data: {format: csv, train: \(dir)/train.csv, csv: {targets: [kind]}, test_fraction: 0.2}
+        train: {epochs: 20, batch_size: 16, log_every: 0}
+        optimizer: {type: adam, lr: 0.01}
+        scaling: {base_batch: 16}
+        """.utf8))
+    let rt = Fixtures.ringtrain
+    let t = Fixtures.run([rt, "train", "\(dir)/job.yaml", "--run-dir", "\(dir)/run"])
+    try #require(t.status == 0, "\(t.output)")
+    let bad = Fixtures.run([rt, "eval", "\(dir)/run", "--data", "\(dir)/more.csv", "--split", "train"])
+    #expect(bad.status != 0 && bad.output.contains("dog") && bad.output.contains("more.csv"), "\(bad.output)")
+    let fewer = Fixtures.run([rt, "eval", "\(dir)/run", "--data", "\(dir)/fewer.csv", "--split", "train"])
+    #expect(fewer.status == 0 && fewer.output.contains("eval: train_loss"), "\(fewer.output)")
+}

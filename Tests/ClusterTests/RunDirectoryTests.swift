@@ -108,6 +108,21 @@ func aRunDirectoryRecordsTheRunAndResumesFromIt() throws {
     #expect(nothing.status != 0 && nothing.output.contains("no such checkpoint, run directory or 'last'"), "\(nothing.output)")
 }
 
+/// --quiet prints only the result (warnings and errors too); the run's log.txt still has
+/// every line. Both flags at once are refused.
+@Test(.timeLimit(.minutes(5)))
+func quietPrintsOnlyTheResult() throws {
+    let dir = Fixtures.tempDirectory("quiet")
+    let job = try writeJob(dir, epochs: 1)
+    let rt = Fixtures.ringtrain
+    let q = Fixtures.run([rt, "train", job, "--quiet", "--run-dir", "\(dir)/run"])
+    #expect(q.status == 0 && q.output.hasPrefix("done: test_loss") && q.output.split(separator: "\n").count == 1, "\(q.output)")
+    let log = try FileIO.readText("\(dir)/run/log.txt")
+    #expect(log.contains("training cluster-test") && log.contains("epoch 1/1 train_loss") && log.contains("done: test_loss"), "\(log)")
+    let both = Fixtures.run([rt, "train", job, "--quiet", "--verbose"])
+    #expect(both.status != 0 && both.output.contains("use either --quiet or --verbose"), "\(both.output)")
+}
+
 /// Default run directories are named after the job and the start time under RINGTRAIN_RUNS;
 /// `--resume last` picks the newest; an empty root says there is nothing to resume.
 @Test(.timeLimit(.minutes(5)))

@@ -186,7 +186,7 @@ _ringtrain() {
 
 _ringtrain_train() {
     repeating_flags=()
-    non_repeating_flags=(--init-partial -h --help)
+    non_repeating_flags=(--quiet -q --verbose -v --init-partial -h --help)
     repeating_options=(--set)
     non_repeating_options=(--data --epochs --batch-size --lr --seed --checkpoint-dir --run-dir --resume --init-from --threads)
     __ringtrain_offer_flags_options 1
@@ -231,7 +231,7 @@ _ringtrain_train() {
 
 _ringtrain_launch() {
     repeating_flags=()
-    non_repeating_flags=(--init-partial -h --help)
+    non_repeating_flags=(--quiet -q --verbose -v --init-partial -h --help)
     repeating_options=(--set)
     non_repeating_options=(--data --epochs --batch-size --lr --seed --checkpoint-dir --run-dir --workers --max-restarts --resume --init-from --threads)
     __ringtrain_offer_flags_options 1
@@ -282,7 +282,7 @@ _ringtrain_launch() {
 
 _ringtrain_coordinator() {
     repeating_flags=()
-    non_repeating_flags=(--init-partial -h --help)
+    non_repeating_flags=(--quiet -q --verbose -v --init-partial -h --help)
     repeating_options=(--set --authorized-keys)
     non_repeating_options=(--data --epochs --batch-size --lr --seed --checkpoint-dir --run-dir --listen --workers --resume --init-from --rendezvous-timeout --curve-key --coordinator-key)
     __ringtrain_offer_flags_options 1
@@ -342,7 +342,7 @@ _ringtrain_coordinator() {
 
 _ringtrain_worker() {
     repeating_flags=()
-    non_repeating_flags=(--verbose -h --help)
+    non_repeating_flags=(--quiet -q --verbose -v -h --help)
     repeating_options=(--authorized-keys)
     non_repeating_options=(--coordinator --bind --rank --rendezvous-timeout --curve-key --coordinator-key)
     __ringtrain_offer_flags_options 1
