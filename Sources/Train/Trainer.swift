@@ -222,10 +222,21 @@ public final class Trainer {
         if let r = c.rngs["dropout.\(comm.rank)"] { model.random.rng = r }
         if let r = c.rngs["task.\(comm.rank)"] { runner.random = r }
         // A checkpoint taken with another world size (or batch) resumes at the same sample position.
-        let samplesSeen = c.state.stepInEpoch * c.job.train.batchSize * c.job.train.accumulationSteps * c.worldSize
+        let oldBatch = c.job.train.batchSize * c.job.train.accumulationSteps * c.worldSize
+        let samplesSeen = c.state.stepInEpoch * oldBatch
         state = TrainState(epoch: c.state.epoch, stepInEpoch: samplesSeen / sampler.globalBatch,
                            globalStep: c.state.globalStep)
         if state.stepInEpoch >= stepsPerEpoch { state = TrainState(epoch: state.epoch + 1, globalStep: state.globalStep) }
+        // Another global batch: count the steps this run would have taken to see the same
+        // samples, so the schedule and warmup (functions of the step over this run's total)
+        // go on from where they were, not from where the old step count lands on the new scale.
+        if oldBatch != sampler.globalBatch {
+            let before = c.state.globalStep
+            state.globalStep = state.epoch * stepsPerEpoch + state.stepInEpoch
+            log("the checkpoint's global batch was \(oldBatch) (\(c.worldSize) worker\(c.worldSize == 1 ? "" : "s")), this run's is \(sampler.globalBatch): "
+                + "step \(before) is step \(state.globalStep) of \(totalSteps) here (the same samples seen); "
+                + "lr now \(fmt(learningRate(step: state.globalStep), 5)) (\(lrDescription.split(separator: "\n")[0]))")
+        }
         for r in replicas { try comm.broadcast(r.model.values.buffer, root: 0) }
     }
 

@@ -241,3 +241,46 @@ func frozenLayersTrainAlikeDataParallel() throws {
     let worst = zip(single, ddp).map { abs($0 - $1) / max(abs($0), 1e-6) }.max() ?? 1
     #expect(single.count == 20 && worst <= 1e-4, "worst relative difference \(worst)")
 }
+
+/// The learning-rate schedule follows the samples seen: a checkpoint of one world size resumed
+/// with another goes on at the lr an uninterrupted run of the new size has at that point, and
+/// ends where that run ends — one worker → two and two → one.
+@Test(.timeLimit(.minutes(10)), arguments: [(1, 2), (2, 1)])
+func scheduleFollowsSamplesAcrossWorldSizes(from: Int, to: Int) throws {
+    let dir = Fixtures.tempDirectory("lr-reshard")
+    var (job, data) = try syntheticJob(dir, samples: 64 * 24, batch: 64, epochs: 4)
+    job.schedule.type = .cosine
+    job.scaling.baseBatch = 64
+    job.scaling.warmupEpochs = 1
+    func trainers(_ world: Int) throws -> [Trainer] {
+        let comms: [Communicator] = world == 1 ? [LocalCommunicator()] : try localRing(world, options: .init(timeout: 20))
+        return try concurrently(world) { r in try Trainer(job: job, data: data, comm: comms[r], log: { _ in }) }.map { try $0.get() }
+    }
+    // Two epochs at the old size, a checkpoint at the end of the second.
+    let old = try trainers(from)
+    let saved = concurrently(from) { r -> String in
+        old[r].stopAtStep = 2 * old[r].stepsPerEpoch
+        _ = try old[r].run()
+        try old[r].saveCheckpoint("\(dir)/ck-\(from)")
+        return "\(dir)/ck-\(from)/\(Checkpoint.fileName(step: old[r].state.globalStep))"
+    }
+    let path = try saved[0].get()
+    // The uninterrupted run at the new size, and the resumed one.
+    let reference = try trainers(to)[0]
+    let resumed = try trainers(to)
+    let steps = concurrently(to) { r -> (TrainState, [Double]) in
+        try resumed[r].restore(try Checkpoint.loadShared(path, comm: resumed[r].comm))
+        let at = resumed[r].state
+        var lrs: [Double] = []
+        resumed[r].onStep = { s, _ in lrs.append(resumed[r].learningRate(step: s.globalStep - 1)) }
+        _ = try resumed[r].run()
+        return (at, lrs)
+    }
+    let (at, lrs) = try steps[0].get()
+    let per = reference.stepsPerEpoch
+    #expect(at == TrainState(epoch: 2, stepInEpoch: 0, globalStep: 2 * per), "\(at), \(per) steps per epoch")
+    // Every step from there on at the uninterrupted run's lr, to its last.
+    let want = (2 * per..<reference.totalSteps).map { reference.learningRate(step: $0) }
+    #expect(lrs.count == want.count && zip(lrs, want).allSatisfy { abs($0 - $1) <= 1e-12 }, "\(lrs.prefix(4)) vs \(want.prefix(4))")
+    #expect(resumed[0].state.globalStep == reference.totalSteps && (lrs.last ?? 1) < 0.01 * reference.scaledLR)
+}
