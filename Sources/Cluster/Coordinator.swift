@@ -234,9 +234,13 @@ public final class Coordinator {
             default: break
             }
             switch msg {
-            case .metrics(_, let epoch, let step, let values, let rate):
-                lastMetrics = values
-                log("epoch \(epoch) (step \(step)): \(metricsLine(values)) samples/s \(Int(rate))")
+            case .metrics(let rank, let epoch, let step, let values, let rate):
+                let timing = values.filter { $0.name.hasPrefix("time/") }, evaluation = values.filter { !$0.name.hasPrefix("time/") }
+                recordTiming(rank: rank, host: m.hello.host, epoch: epoch, step: step, timing, samplesPerSecond: rate)
+                // Rank 0 speaks for the job; the others only report their timing.
+                guard rank == 0 else { continue }
+                lastMetrics = evaluation
+                log("epoch \(epoch) (step \(step)): \(metricsLine(evaluation)) samples/s \(Int(rate))")
             case .done(_, let step):
                 members[i].done = true
                 lastStep = max(lastStep, step)
@@ -254,6 +258,20 @@ public final class Coordinator {
             default:
                 break
             }
+        }
+    }
+
+    /// Appends a rank's epoch timing to the run directory's ranks.jsonl (the report's per-rank table).
+    private func recordTiming(rank: Int, host: String, epoch: Int, step: Int, _ timing: [Metric], samplesPerSecond: Double) {
+        guard let dir = options.runDir, !timing.isEmpty else { return }
+        var fields: [ConfigEntry] = [.init(key: "rank", value: .int(rank)), .init(key: "host", value: .string(host)),
+                                     .init(key: "epoch", value: .int(epoch)), .init(key: "step", value: .int(step))]
+        fields += timing.map { ConfigEntry(key: String($0.name.dropFirst("time/".count)), value: .double($0.value)) }
+        fields.append(.init(key: "samples_per_s", value: .double(samplesPerSecond)))
+        try? FileIO.makeDirectories(dir)
+        if let f = fopen("\(dir)/ranks.jsonl", "a") {
+            fputs(JSON.string(.map(fields)) + "\n", f)
+            fclose(f)
         }
     }
 

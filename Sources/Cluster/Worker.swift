@@ -131,11 +131,11 @@ public final class WorkerRuntime {
                 ? "; new: \(r.fresh.isEmpty ? "none" : r.fresh.joined(separator: ", ")); not used: \(r.unused.isEmpty ? "none" : r.unused.joined(separator: ", "))" : ""))
         }
         trainer.onStep = { state, _ in control.step = state.globalStep }
-        if welcome.rank == 0 {
-            trainer.onEpoch = { state, ev, rate in
-                control.post(.metrics(rank: 0, epoch: state.epoch, step: state.globalStep, values: ev.map(Self.values) ?? [],
-                                      samplesPerSecond: rate))
-            }
+        // Every rank reports its timing each epoch (the run's per-rank table); rank 0 also the evaluation.
+        trainer.onEpoch = { [unowned trainer] state, ev, rate in
+            let timing = trainer.lastEpochTiming.map(Self.values) ?? []
+            control.post(.metrics(rank: welcome.rank, epoch: state.epoch, step: state.globalStep,
+                                  values: (welcome.rank == 0 ? ev.map(Self.values) ?? [] : []) + timing, samplesPerSecond: rate))
         }
         // Rank 0 records the run (on its host, at the path the coordinator chose).
         var checkpointDir: String?
@@ -157,6 +157,12 @@ extension WorkerRuntime {
     /// An evaluation as named values for METRICS: val_loss, val_acc, …
     static func values(_ e: Evaluation) -> [Metric] {
         [Metric("\(e.split)_loss", e.loss)] + e.metrics.map { Metric("\(e.split)_\($0.name)", $0.value) }
+    }
+
+    /// An epoch's timing as METRICS values (names start with "time/": not evaluation metrics).
+    static func values(_ t: Trainer.EpochTiming) -> [Metric] {
+        [Metric("time/step_ms", t.msPerStep)] + (t.allreduceSeconds.map { [Metric("time/allreduce_ms", $0 * 1000)] } ?? [])
+            + (t.hiddenShare.map { [Metric("time/hidden_share", $0)] } ?? [])
     }
 }
 

@@ -21,6 +21,10 @@ public struct RunRecord {
     public var steps: [Step] = []
     public var epochs: [Evaluation] = []
     public var test: Evaluation?
+    /// Data-parallel runs: each rank's timing per epoch (ranks.jsonl, written by the coordinator).
+    public struct RankEpoch { public var rank: Int; public var host: String; public var epoch: Int; public var stepMs: Double
+                              public var allreduceMs: Double?; public var hiddenShare: Double? }
+    public var ranks: [RankEpoch] = []
 
     /// Reads `dir`; errors name the file and line.
     public init(directory dir: String) throws {
@@ -59,6 +63,16 @@ public struct RunRecord {
                 let ev = Evaluation(step: step, epoch: epoch, values: values, confusion: confusion, classes: classes)
                 if type == "epoch" { epochs.append(ev) } else { test = ev }
             default: continue
+            }
+        }
+        if let text = try? FileIO.readText("\(d)/ranks.jsonl") {
+            for line in text.split(separator: "\n") {
+                guard let v = try? JSON.parse(String(line)), case .int(let rank)? = v["rank"], case .int(let epoch)? = v["epoch"],
+                      let ms = v["step_ms"]?.number else { continue }
+                var host = ""
+                if case .string(let h)? = v["host"] { host = h }
+                ranks.append(RankEpoch(rank: rank, host: host, epoch: epoch, stepMs: ms, allreduceMs: v["allreduce_ms"]?.number,
+                                       hiddenShare: v["hidden_share"]?.number))
             }
         }
     }
@@ -187,6 +201,17 @@ public enum RunReport {
                 h += cols.map { "<th>\(escape($0))</th>" }.joined() + "</tr>\n"
                 for e in r.epochs {
                     h += "<tr><td>\(e.epoch)</td><td>\(Int(e.step))</td>" + cols.map { c in "<td>\(e.value(c).map { Chart.trim($0, c == "samples_per_s" ? 0 : 4) } ?? "")</td>" }.joined() + "</tr>\n"
+                }
+                h += "</table>\n"
+            }
+            if !r.ranks.isEmpty {
+                h += "<h3>Per-rank timings (mean over epochs)</h3>\n<table><tr><th>rank</th><th>host</th><th>epochs</th><th>ms/step</th><th>all-reduce ms/step</th><th>hidden behind backward</th><th>slowest epoch ms/step</th></tr>\n"
+                for rank in Set(r.ranks.map(\.rank)).sorted() {
+                    let e = r.ranks.filter { $0.rank == rank }
+                    func mean(_ v: [Double]) -> String { v.isEmpty ? "" : Chart.trim(v.reduce(0, +) / Double(v.count), 3) }
+                    h += "<tr><td>\(rank)</td><td>\(escape(e[0].host))</td><td>\(e.count)</td><td>\(mean(e.map(\.stepMs)))</td>"
+                        + "<td>\(mean(e.compactMap(\.allreduceMs)))</td><td>\(mean(e.compactMap(\.hiddenShare)))</td>"
+                        + "<td>\(Chart.trim(e.map(\.stepMs).max()!, 3))</td></tr>\n"
                 }
                 h += "</table>\n"
             }

@@ -47,6 +47,16 @@ public final class Trainer {
     public var stopAtStep: Int?
     /// The run directory's writer of log, metrics and TensorBoard events (see `attach`).
     public private(set) var recorder: RunRecorder?
+    /// This rank's timing of the last epoch: seconds, steps and the all-reduce's time per step
+    /// with the share of it hidden behind backward (nil in one process).
+    public private(set) var lastEpochTiming: EpochTiming?
+    public struct EpochTiming: Sendable {
+        public var seconds: Double
+        public var steps: Int
+        public var allreduceSeconds: Double?
+        public var hiddenShare: Double?
+        public var msPerStep: Double { steps > 0 ? seconds * 1000 / Double(steps) : 0 }
+    }
     /// The live bar on a terminal: it replaces the periodic step lines (which still reach the
     /// run's log file); `log` should then print above it (`ProgressBar.printAbove`).
     public var progress: ProgressBar?
@@ -458,6 +468,7 @@ public final class Trainer {
             lastEval = ev
             let rate = Double(epochSteps * sampler.globalBatch) / max(epochTime, 1e-9)
             let timing = replicas.compactMap { $0.reducer?.takeTiming() }.first
+            lastEpochTiming = EpochTiming(seconds: epochTime, steps: epochSteps, allreduceSeconds: timing?.perStep, hiddenShare: timing?.hidden)
             let comm = timing.map {
                 " allreduce \(fmt($0.perStep * 1000, 2)) ms/step (\(Int(($0.hidden * 100).rounded()))% hidden behind backward)"
             } ?? ""

@@ -29,6 +29,13 @@ func launchTrainsWithTwoWorkers() throws {
     #expect(metrics.filter { $0.contains("\"type\":\"epoch\"") && $0.contains("\"allreduce_ms\":") && $0.contains("\"hidden_share\":") }.count == 2,
             "\(metrics)")
     #expect(try FileIO.readText("\(run)/log.txt").contains("training cluster-test"))
+    // Every rank's timing per epoch, and the report's per-rank table from it.
+    let ranks = try FileIO.readText("\(run)/ranks.jsonl").split(separator: "\n")
+    #expect(ranks.count == 4 && ranks.filter { $0.contains("\"rank\":1") }.count == 2
+            && ranks.allSatisfy { $0.contains("\"step_ms\":") && $0.contains("\"allreduce_ms\":") }, "\(ranks)")
+    let plot = Fixtures.run([Fixtures.ringtrain, "plot", run])
+    let html = try FileIO.readText("\(run)/report/report.html")
+    #expect(plot.status == 0 && html.contains("Per-rank timings") && html.contains("<tr><td>1</td>"), "\(plot.output)")
     #expect(p.text.contains("[rank 0] training cluster-test (classification):"))
     #expect(p.text.contains("2 workers × batch 32 = global batch 64"))
     #expect((finalAccuracy(p.text) ?? 0) > 0.9, "\(p.text)")
