@@ -78,6 +78,8 @@ public enum Fixtures {
         var candidates: [String] = []
         if let e = getenv("RINGTRAIN_PYTHON") { candidates.append(String(cString: e)) }
         candidates.append(packageRoot + "/.venv/bin/python")
+        // The PyTorch anchors' interpreter on machines that have it (torch is too large for .venv).
+        candidates.append("/opt/anchor-venv/bin/python")
         candidates.append("python3")
         for c in candidates {
             if run([c, "-c", "import \(module)"]).status == 0 { return c }
