@@ -245,7 +245,8 @@ public final class Coordinator {
                 members[i].done = true
                 lastStep = max(lastStep, step)
                 if members.allSatisfy(\.done) {
-                    log("job \(options.job.name) finished: \(lastStep) steps" + (lastMetrics.isEmpty ? "" : ", " + metricsLine(lastMetrics)))
+                    log("job \(options.job.name) finished: \(lastStep) steps" + (lastMetrics.isEmpty ? "" : ", " + metricsLine(lastMetrics))
+                        + (options.runDir.map { "; run directory \($0)" } ?? ""))
                     return .succeeded(steps: lastStep, lastMetrics: lastMetrics)
                 }
             case .failed(_, let peer, let message):

@@ -1,9 +1,21 @@
 import ArgumentParser
+import Glibc
 import Comm
 import TensorCore
 
 @main
 struct RingTrain: ParsableCommand {
+    /// RINGTRAIN_PARSE_ONLY=1: parse and validate the command line, then exit without running it
+    /// (the docs test checks every command the docs show this way).
+    static func main() {
+        guard getenv("RINGTRAIN_PARSE_ONLY") != nil else { return main(nil) }
+        do {
+            _ = try parseAsRoot()
+            Glibc.exit(0)
+        } catch {
+            exit(withError: error)
+        }
+    }
 
     static let configuration = CommandConfiguration(
         commandName: "ringtrain",

@@ -74,3 +74,64 @@ func shellCompletionsMatchTheTool(_ shell: String) throws {
         }
     }
 }
+
+/// A command line of the docs as words (quotes removed), and whether it holds a placeholder
+/// outside quotes (JOB.yaml, CKPT, [options], a|b, …): those are synopses, not commands.
+private func words(_ line: String) -> (words: [String], placeholder: Bool) {
+    var out: [String] = [], cur = "", quote: Character?, placeholder = false, unquoted = ""
+    for ch in line {
+        if let q = quote {
+            if ch == q { quote = nil } else { cur.append(ch) }
+            continue
+        }
+        switch ch {
+        case "'", "\"": quote = ch
+        case " ", "\t": if !cur.isEmpty { out.append(cur); cur = "" }; unquoted.append(" ")
+        default: cur.append(ch); unquoted.append(ch)
+        }
+    }
+    if !cur.isEmpty { out.append(cur) }
+    if unquoted.contains(where: { "[]|…<>".contains($0) }) || unquoted.contains("...") { placeholder = true }
+    // An all-capitals word (JOB, CKPT, RUN_DIR, HOST, N) is a placeholder.
+    for w in unquoted.split(whereSeparator: { !$0.isLetter && $0 != "_" }) where w.count >= 1 && w.allSatisfy({ $0.isUppercase || $0 == "_" }) {
+        let i = unquoted.range(of: String(w))!
+        let before = i.lowerBound > unquoted.startIndex ? unquoted[unquoted.index(before: i.lowerBound)] : " "
+        if !before.isNumber { placeholder = true }
+    }
+    return (out, placeholder)
+}
+
+/// Every `ringtrain …` command the README and docs/*.md show in a shell block (comments cut,
+/// continuations joined; synopses with placeholders left out) parses and validates as the tool
+/// reads it, so a renamed command or flag cannot linger in the docs. The first session of
+/// docs/quickstart.md also runs for real (scripts/new-user, in scripts/test).
+@Test(.timeLimit(.minutes(5)))
+func everyCommandInTheDocsParses() throws {
+    let root = Fixtures.packageRoot
+    let files = ["README.md"] + FileIO.list(root + "/docs").filter { $0.hasSuffix(".md") }.map { "docs/" + $0 }
+    var checked = 0
+    for file in files {
+        var inShell = false, pending = "", lineNo = 0
+        for raw in try FileIO.readText(root + "/" + file).split(separator: "\n", omittingEmptySubsequences: false) {
+            lineNo += 1
+            let line = String(raw)
+            if line.hasPrefix("```") { inShell = !inShell && (line == "```sh" || line == "```bash"); continue }
+            guard inShell else { continue }
+            // Cut a comment (a # after a space, outside quotes: good enough for these docs).
+            var text = line.range(of: "  #").map { String(line[..<$0.lowerBound]) } ?? line
+            if text.hasPrefix("#") { continue }
+            if text.hasSuffix("\\") { pending += text.dropLast() + " "; continue }
+            text = pending + text
+            pending = ""
+            guard let r = text.range(of: "ringtrain ") else { continue }
+            let head = text[..<r.lowerBound]
+            guard head.isEmpty || head.hasSuffix(".build/release/") || head.hasSuffix("swift run -c release ") || head.hasSuffix("&& swift run -c release ") else { continue }
+            let (args, placeholder) = words(String(text[r.upperBound...]))
+            if placeholder || args.isEmpty { continue }
+            let p = Fixtures.run(["env", "RINGTRAIN_PARSE_ONLY=1", Fixtures.ringtrain] + args)
+            #expect(p.status == 0, "\(file):\(lineNo): `ringtrain \(args.joined(separator: " "))` does not parse: \(p.output)")
+            checked += 1
+        }
+    }
+    #expect(checked >= 20, "only \(checked) commands found in the docs")
+}
