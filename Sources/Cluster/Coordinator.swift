@@ -245,8 +245,8 @@ public final class Coordinator {
                 members[i].done = true
                 lastStep = max(lastStep, step)
                 if members.allSatisfy(\.done) {
-                    log("job \(options.job.name) finished: \(lastStep) steps" + (lastMetrics.isEmpty ? "" : ", " + metricsLine(lastMetrics))
-                        + (options.runDir.map { "; run directory \($0)" } ?? ""))
+                    log("job \(options.job.name) finished: \(lastStep) steps" + (lastMetrics.isEmpty ? "" : ", " + metricsLine(lastMetrics)))
+                    if let d = options.runDir { log("run directory \(d)") }
                     return .succeeded(steps: lastStep, lastMetrics: lastMetrics)
                 }
             case .failed(_, let peer, let message):
