@@ -22,6 +22,10 @@ public final class Coordinator {
         public var initPartial = false
         /// The run directory, handed to rank 0 (which records into it on its host).
         public var runDir: String?
+        /// Without CURVE: the secret workers must present on the control connection (PLAIN).
+        /// `launch` sets one and gives it to its own children privately (in their environment);
+        /// a coordinator without either admits any worker that speaks the protocol, and says so.
+        public var controlSecret: String?
         /// Longest wait for all workers to arrive.
         public var rendezvousTimeout = 120.0
         /// CURVE: the coordinator's key pair and the workers' public keys allowed to connect.
@@ -45,6 +49,8 @@ public final class Coordinator {
     public let options: Options
     public let endpoint: String
     public let runID = UInt64.random(in: 1...UInt64.max)
+    /// Handed to the admitted workers in WELCOME: their ring connections present it.
+    let ringSecret = makeRunSecret()
     /// Log lines (default: stdout with a "[coordinator]" prefix).
     public var log: (String) -> Void = { RunLog.info("[coordinator] " + $0) }
 
@@ -70,13 +76,16 @@ public final class Coordinator {
         if let curve = options.curve {
             authenticator = try ZapAuthenticator(context: context, allowed: options.authorizedKeys)
             try curve.makeServer(router)
+        } else if let secret = options.controlSecret {
+            authenticator = try ZapAuthenticator(context: context, secret: secret)
+            try router.servePlain()
         } else {
             authenticator = nil
         }
         try router.bind(options.listen)
         endpoint = router.lastEndpoint
-        authenticator?.onRefused = { [weak self] address, key in
-            self?.log("refused a connection from \(address): CURVE key \(key) is not authorized")
+        authenticator?.onRefused = { [weak self] address, presented in
+            self?.log("refused connections from \(address): \(presented) is not authorized (logged once per address)")
         }
     }
 
@@ -125,6 +134,10 @@ public final class Coordinator {
         let n = options.workers
         let deadline = monotonicSeconds() + options.rendezvousTimeout
         log("waiting for \(n) worker\(n == 1 ? "" : "s") on \(endpoint)")
+        if options.curve == nil && options.controlSecret == nil {
+            log("warning: no CURVE keys (--curve-key): traffic is unencrypted, and this port admits any worker that speaks the protocol "
+                + "(ring connections still need this run's secret); use CURVE on networks you do not trust")
+        }
         while members.count < n {
             try checkExternal()
             guard monotonicSeconds() < deadline else {
@@ -151,7 +164,8 @@ public final class Coordinator {
                                 peerKeys: peers.compactMap(\.hello.publicKey).count == n ? peers.map { $0.hello.publicKey! } : [],
                                 runID: runID, job: job, resume: options.resume,
                                                             initFrom: options.resume == nil ? options.initFrom : nil,
-                                initPartial: options.initPartial, runDir: options.runDir)), to: m.identity)
+                                initPartial: options.initPartial, runDir: options.runDir,
+                                ringSecret: options.curve == nil ? ringSecret : nil)), to: m.identity)
             members[members.firstIndex { $0.identity == m.identity }!].lastSeen = monotonicSeconds()
         }
         log("job \(options.job.name) started: run \(String(runID, radix: 16)), \(n) ranks"

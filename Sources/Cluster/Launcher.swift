@@ -1,3 +1,4 @@
+import Comm
 import Dispatch
 import Logging
 import Glibc
@@ -20,6 +21,9 @@ public final class LocalLauncher {
     public var threads: Int?
     /// Flags every worker gets too (--quiet, --verbose).
     public var workerFlags: [String] = []
+    /// The coordinator admits only workers that present this (its own children get it in their
+    /// environment, not on their command line).
+    let controlSecret = makeRunSecret()
     /// The run directory (its checkpoints are what a restart resumes from).
     public var runDir: RunDirectory?
 
@@ -61,6 +65,7 @@ public final class LocalLauncher {
             o.initFrom = initFrom
             o.initPartial = initPartial
             o.runDir = runDir?.path
+            o.controlSecret = controlSecret
             coordinator = try Coordinator(o)
         } catch {
             RunLog.logger.error("[launch] cannot start the coordinator: \(error)")
@@ -71,7 +76,7 @@ public final class LocalLauncher {
         do {
             for r in 0..<workers {
                 try group.start([exe, "worker", "--coordinator", coordinator.endpoint, "--rank", String(r), "--bind", "127.0.0.1"] + workerFlags,
-                                environment: ["OPENBLAS_NUM_THREADS": String(threadsPerWorker)],
+                                environment: ["OPENBLAS_NUM_THREADS": String(threadsPerWorker), "RINGTRAIN_CONTROL_SECRET": controlSecret],
                                 name: "rank \(r)", prefix: "[rank \(r)] ")
             }
         } catch {

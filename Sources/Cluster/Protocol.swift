@@ -47,12 +47,16 @@ public enum ControlMessage: Equatable, Sendable {
         public var initPartial = false
         /// The run directory rank 0 records into (log, metrics, TensorBoard, checkpoints).
         public var runDir: String?
+        /// This run's secret: without CURVE, ring connections present it (PLAIN) and a ring
+        /// input admits no other.
+        public var ringSecret: String?
         public init(rank: Int, world: Int, peers: [String], hosts: [String], peerKeys: [String] = [],
                     runID: UInt64, job: ConfigValue, resume: String? = nil, initFrom: String? = nil, initPartial: Bool = false,
-                    runDir: String? = nil) {
+                    runDir: String? = nil, ringSecret: String? = nil) {
             self.rank = rank; self.world = world; self.peers = peers; self.hosts = hosts
             self.peerKeys = peerKeys; self.runID = runID; self.job = job; self.resume = resume
             self.initFrom = initFrom; self.initPartial = initPartial; self.runDir = runDir
+            self.ringSecret = ringSecret
         }
     }
 
@@ -100,7 +104,7 @@ public enum ControlMessage: Equatable, Sendable {
             put("run_id", .string(String(w.runID, radix: 16))); put("job", w.job)
             put("resume", w.resume.map { .string($0) })
             put("init_from", w.initFrom.map { .string($0) }); put("init_partial", w.initPartial ? .bool(true) : nil)
-            put("run_dir", w.runDir.map { .string($0) })
+            put("run_dir", w.runDir.map { .string($0) }); put("ring_secret", w.ringSecret.map { .string($0) })
         case .reject(let reason): put("reason", .string(reason))
         case .heartbeat(let rank, let step): put("rank", .int(rank)); put("step", .int(step))
         case .ping: break
@@ -163,7 +167,7 @@ public enum ControlMessage: Equatable, Sendable {
                 msg = .welcome(Welcome(rank: rank, world: world, peers: peers, hosts: hosts, peerKeys: keys,
                                        runID: run, job: job, resume: try r.optionalString("resume"),
                                        initFrom: try r.optionalString("init_from"), initPartial: try r.bool("init_partial", default: false),
-                                       runDir: try r.optionalString("run_dir")))
+                                       runDir: try r.optionalString("run_dir"), ringSecret: try r.optionalString("ring_secret")))
             case "REJECT": msg = .reject(reason: try r.requiredString("reason"))
             case "HEARTBEAT": msg = .heartbeat(rank: try r.requiredInt("rank", min: 0), step: try r.requiredInt("step", min: 0))
             case "PING": msg = .ping

@@ -22,6 +22,9 @@ public final class WorkerRuntime {
         /// CURVE: this worker's key pair and the coordinator's public key.
         public var curve: CurveKeyPair?
         public var coordinatorKey: String?
+        /// Without CURVE: the secret the coordinator's control port asks for (`launch` passes
+        /// its children one in RINGTRAIN_CONTROL_SECRET).
+        public var controlSecret: String?
         public init(coordinator: String) { self.coordinator = coordinator }
     }
 
@@ -36,17 +39,24 @@ public final class WorkerRuntime {
         do {
             let dealer = try ZSocket(context, .dealer)
             if let curve = options.curve, let server = options.coordinatorKey { try curve.makeClient(dealer, server: server) }
+            else if let secret = options.controlSecret { try dealer.usePlain(secret: secret) }
             let handshake = try ZMonitor(dealer, events: ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
                                                         | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_CONNECTED)
             try dealer.connect(options.coordinator)
-            let listener = try RingListener(bind: "tcp://\(options.bind):*", curve: options.curve)
+            // Without CURVE the ring input admits only connections with this run's secret.
+            let listener = try RingListener(bind: "tcp://\(options.bind):*", curve: options.curve, plain: options.curve == nil)
             let hello = ControlMessage.Hello(host: hostName(), pid: Int(getpid()), endpoint: listener.endpoint,
                                              build: BuildInfo.id, jobHash: options.jobHash, rank: options.rank,
                                              publicKey: options.curve?.publicKey)
             try dealer.send(ControlMessage.hello(hello).encode())
             let welcome = try awaitWelcome(dealer, handshake)
             listener.authorize(welcome.peerKeys)
-            me = "rank \(welcome.rank)"
+            if let s = welcome.ringSecret { listener.authorize(secret: s) }
+            let rankName = "rank \(welcome.rank)"
+            listener.onRefused = { address, presented in
+                report("\(rankName): refused ring connections from \(address): \(presented) is not this run's (logged once per address)")
+            }
+            me = rankName
             let job = try JobConfig(welcome.job, source: "job from coordinator \(options.coordinator)")
             let control = ControlLoop(dealer, rank: welcome.rank, comm: job.comm, coordinator: options.coordinator)
             control.start()
@@ -108,12 +118,12 @@ public final class WorkerRuntime {
 
     private func train(job: JobConfig, welcome: ControlMessage.Welcome, listener: RingListener, control: ControlLoop) throws {
         let data = try JobData.load(job)
+        var ring = RingCommunicator.Options(timeout: job.comm.timeout, connectTimeout: max(job.comm.timeout, 30),
+                                            sharedMemory: job.comm.transport != .tcp, sharedBuffers: job.comm.transport == .auto,
+                                            compression: job.comm.compression == .bf16 ? .bf16 : .none)
+        ring.secret = welcome.ringSecret
         let comm = try RingCommunicator(listener: listener, rank: welcome.rank, peers: welcome.peers, runID: welcome.runID,
-                                        options: .init(timeout: job.comm.timeout, connectTimeout: max(job.comm.timeout, 30),
-                                                       sharedMemory: job.comm.transport != .tcp,
-                                                       sharedBuffers: job.comm.transport == .auto,
-                                                       compression: job.comm.compression == .bf16 ? .bf16 : .none),
-                                        peerKeys: welcome.peerKeys)
+                                        options: ring, peerKeys: welcome.peerKeys)
         let trainer = try Trainer(job: job, data: data, comm: comm)
         let t = comm.transport
         // Rank 0's set-up is progress; the others' is detail (printed with --verbose).

@@ -60,23 +60,26 @@ public struct CurveKeyPair: Equatable, Sendable {
     }
 }
 
-/// The ZAP handler of one context: every CURVE handshake on a server socket of that context
-/// asks it whether the client's public key is allowed. Accepted clients get their key as the
-/// connection's User-Id, so a receiver can tell who sent a message.
-///
-/// Created without keys, it holds its answers (up to `holdSeconds`) until `allow` names them:
-/// a ring peer may connect before this rank has learnt the ring's keys, and libzmq (4.3.4) does
-/// not retry a client it was told to refuse — the ring would hang.
+/// The ZAP handler of one ZeroMQ context: it decides which connections the context's servers
+/// accept. CURVE: the client's public key must be in the allowed set. PLAIN (a ring or control
+/// socket without CURVE): the password must be this run's secret, which the coordinator hands
+/// the ring's members in WELCOME (and `launch` gives its own children privately). Until the
+/// keys or the secret are known, answers wait (a fast peer is held, not turned away: libzmq
+/// does not retry a refused connection). Every refusal is reported once per peer address.
 public final class ZapAuthenticator: @unchecked Sendable {
     private let rep: ZSocket
     private let allowed: Mutex<Set<String>?>
+    private let secret: Mutex<String?>
+    private let refused = Mutex<Set<String>>([])
     static let holdSeconds = 20.0
-    /// Called for every refused client: (address, key).
+    /// Called for the first refused connection from each address: (address, what it presented).
     public var onRefused: (@Sendable (String, String) -> Void)?
 
-    /// `keys`: the clients allowed from the start; nil: none yet, answers wait for `allow`.
-    public init(context: ZContext, allowed keys: [String]? = nil) throws {
+    /// `keys`: the CURVE clients allowed from the start; `secret`: the PLAIN password; nil: not
+    /// known yet, answers wait for `allow` / `allow(secret:)`.
+    public init(context: ZContext, allowed keys: [String]? = nil, secret: String? = nil) throws {
         allowed = Mutex(keys.map(Set.init))
+        self.secret = Mutex(secret)
         rep = try ZSocket(context, .rep)
         try rep.bind("inproc://zeromq.zap.01")
         // The thread holds the handler only while answering, so it ends once its owner lets go.
@@ -88,6 +91,9 @@ public final class ZapAuthenticator: @unchecked Sendable {
     /// Replaces the set of allowed client keys (Z85).
     public func allow(_ keys: [String]) { allowed.withLock { $0 = Set(keys) } }
 
+    /// Sets the password PLAIN clients must present.
+    public func allow(secret s: String) { secret.withLock { $0 = s } }
+
     /// Answers one request, if one arrives within 200 ms.
     private func serveOne() {
         guard (try? ZPoll.wait([ZPoll.Item(rep, read: true)], timeoutMs: 200))?[0].readable == true,
@@ -95,17 +101,49 @@ public final class ZapAuthenticator: @unchecked Sendable {
         // [version, request id, domain, address, routing id, mechanism, credentials…]
         let address = String(decoding: req[3], as: UTF8.self)
         let mechanism = String(decoding: req[5], as: UTF8.self)
-        var ok = false, user = ""
+        var ok = false, user = "", presented = mechanism
+        let until = monotonicSeconds() + Self.holdSeconds
         if mechanism == "CURVE", req.count >= 7, let key = CurveKeyPair.z85(req[6]) {
             user = key
-            let until = monotonicSeconds() + Self.holdSeconds
+            presented = "CURVE key \(key)"
             while allowed.withLock({ $0 == nil }) && monotonicSeconds() < until { usleep(10_000) }
             ok = allowed.withLock { $0?.contains(key) ?? false }
-            if !ok { onRefused?(address, key) }
+        } else if mechanism == "PLAIN", req.count >= 8 {
+            user = String(decoding: req[6], as: UTF8.self)
+            presented = "a password that is not this run's"
+            while secret.withLock({ $0 == nil }) && monotonicSeconds() < until { usleep(10_000) }
+            ok = secret.withLock { s in s.map { constantTimeEqual(Array($0.utf8), req[7]) } ?? false }
         }
+        if !ok && refused.withLock({ $0.insert(address).inserted }) { onRefused?(address, presented) }
         _ = try? rep.sendMultipart([Array("1.0".utf8), req[1], Array((ok ? "200" : "400").utf8),
-                                    Array((ok ? "OK" : "key not authorized").utf8), Array(user.utf8), []])
+                                    Array((ok ? "OK" : "not authorized").utf8), Array(user.utf8), []])
     }
+}
+
+/// Compares secrets without an early exit on the first differing byte.
+func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    guard a.count == b.count else { return false }
+    var d: UInt8 = 0
+    for i in a.indices { d |= a[i] ^ b[i] }
+    return d == 0
+}
+
+/// A fresh random secret: 32 bytes of the system generator (getrandom on Linux), as hex.
+public func makeRunSecret() -> String {
+    var g = SystemRandomNumberGenerator()
+    return (0..<32).map { _ in UInt8.random(in: 0...255, using: &g) }
+        .map { $0 < 16 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+}
+
+extension ZSocket {
+    /// This socket presents `secret` to PLAIN servers (a ring successor, the coordinator).
+    public func usePlain(secret: String) throws {
+        try set(ZMQ_PLAIN_USERNAME, string: "ringtrain")
+        try set(ZMQ_PLAIN_PASSWORD, string: secret)
+    }
+
+    /// This socket accepts PLAIN clients (checked by the context's ZAP handler).
+    public func servePlain() throws { try set(ZMQ_PLAIN_SERVER, 1) }
 }
 
 extension ZMessage {

@@ -81,7 +81,8 @@ extension RingCommunicator {
             // Every lane rank binds one more input on the interface of its ring input.
             let inLane = local < lanes
             let ring = inLane ? byHost.map { $0[local] } : []
-            let sub = inLane ? try? RingListener(bind: Self.anyPort(listener.endpoint), curve: listener.curve) : nil
+            let sub = inLane ? try? RingListener(bind: Self.anyPort(listener.endpoint), curve: listener.curve, plain: listener.plain) : nil
+            if let s = options.secret { sub?.authorize(secret: s) }
             // The lane's keys are allowed before anyone learns the endpoint: a CURVE client
             // turned away once may never try again (seen with libzmq 4.3), hanging the lane.
             if !peerKeys.isEmpty { sub?.authorize(ring.map { peerKeys[$0] }) }

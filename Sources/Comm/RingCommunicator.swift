@@ -14,6 +14,8 @@ public final class RingListener {
     let pull: ZSocket
     let monitor: ZMonitor
     let curve: CurveKeyPair?
+    /// Without CURVE: connections must present this run's secret (PLAIN, checked by ZAP).
+    let plain: Bool
     let authenticator: ZapAuthenticator?
     /// The bound endpoint, e.g. `tcp://127.0.0.1:41733`.
     public let endpoint: String
@@ -22,18 +24,30 @@ public final class RingListener {
     /// fast predecessor is not turned away while this rank is still getting ready.
     public func authorize(_ keys: [String]) { authenticator?.allow(keys) }
 
+    /// Lets connections that present this run's secret in (PLAIN, without CURVE).
+    public func authorize(secret: String) { authenticator?.allow(secret: secret) }
+
+    /// Called for the first refused connection from each address.
+    public var onRefused: (@Sendable (String, String) -> Void)? {
+        get { authenticator?.onRefused }
+        set { authenticator?.onRefused = newValue }
+    }
+
     /// `heartbeatTimeout`: a ring connection is dropped only after this long without any traffic
     /// (a dead process closes its connections at once; this is for vanished hosts), generous so
     /// that a peer starved of CPU for a few seconds is not mistaken for a lost one.
-    public init(bind: String, curve: CurveKeyPair? = nil, heartbeatTimeout: Double = 30) throws {
+    /// `plain`: without CURVE, admit only connections that present the run's secret
+    /// (`authorize(secret:)`), so a stranger's frames never reach the collectives.
+    public init(bind: String, curve: CurveKeyPair? = nil, plain: Bool = false, heartbeatTimeout: Double = 30) throws {
         let context = ZContext()
         self.context = context
         self.curve = curve
-        authenticator = curve == nil ? nil : try ZapAuthenticator(context: context)
+        self.plain = curve == nil && plain
+        authenticator = curve == nil && !plain ? nil : try ZapAuthenticator(context: context)
         pull = try ZSocket(context, .pull)
         try pull.set(ZMQ_RCVBUF, 4 << 20)
         try pull.setHeartbeatTimeout(seconds: heartbeatTimeout)
-        if let c = curve { try c.makeServer(pull) }
+        if let c = curve { try c.makeServer(pull) } else if plain { try pull.servePlain() }
         monitor = try ZMonitor(pull, events: ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED)
         try pull.bind(bind)
         endpoint = pull.lastEndpoint
@@ -108,6 +122,8 @@ public final class RingCommunicator: Communicator {
         /// Overrides `RINGTRAIN_HOST_ID`: ranks with different values count as different hosts
         /// (one machine acting as several, to exercise multi-host paths).
         public var hostID: String?
+        /// This run's secret (from WELCOME): ring connections present it when CURVE is off.
+        public var secret: String?
         public init(timeout: Double = 30, connectTimeout: Double = 30, chunkBytes: Int = 512 << 10,
                     sharedMemory: Bool = true, sharedBuffers: Bool = true, compression: Compression = .none) {
             self.sharedBuffers = sharedBuffers
@@ -202,6 +218,9 @@ public final class RingCommunicator: Communicator {
             }
             listener.authenticator?.allow(peerKeys)
             try curve.makeClient(push, server: peerKeys[(rank + 1) % peers.count])
+        } else if let secret = options.secret {
+            listener.authorize(secret: secret)
+            try push.usePlain(secret: secret)
         }
         pushMonitor = try ZMonitor(push, events: ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
         if worldSize > 1 {
@@ -492,8 +511,11 @@ public final class RingCommunicator: Communicator {
 
     private func badFrame(_ m: String, what: String, drainFrom: ZMessage?) -> CommError {
         if let f = drainFrom { drain(f) }
+        // The connection's address, as libzmq saw it: a frame that gets this far came through
+        // the ring's authentication, but the address says where it came from, not a guess.
+        let from = drainFrom?.property("Peer-Address").map { " (connection from \($0))" } ?? ""
         return CommError(.badFrame, rank: label(rank), peer: label(predecessor),
-                         "invalid frame on the ring input from rank \(label(predecessor)) during \(what): \(m)")
+                         "invalid frame on the ring input from rank \(label(predecessor))\(from) during \(what): \(m)")
     }
 
     /// The successor's connection closed: it died, or it failed for another reason and exited.

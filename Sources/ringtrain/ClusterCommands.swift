@@ -154,6 +154,12 @@ struct WorkerCommand: ParsableCommand {
         o.rank = myRank
         o.jobHash = jobConfig?.hash
         o.rendezvousTimeout = rendezvousTimeout
+        // launch hands its children the coordinator's secret in the environment; take it out
+        // so nothing this worker starts inherits it.
+        if let s = getenv("RINGTRAIN_CONTROL_SECRET") {
+            o.controlSecret = String(cString: s)
+            unsetenv("RINGTRAIN_CONTROL_SECRET")
+        }
         // The ring input must be reachable from the other hosts: bind to the address that reaches
         // the coordinator's host (for rank 0 hosting it, the scheduler's address for this host).
         let towards = (coordinator == nil ? env.coordinatorHost : nil) ?? coordinatorHost(ep)
