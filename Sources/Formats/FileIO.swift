@@ -62,7 +62,7 @@ public enum FileIO {
         let dir = directory(of: path)
         let tmp = "\(path).tmp-\(getpid())"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw FileError(tmp, "cannot create: \(errnoText())") }
+        guard fd >= 0 else { throw FileError(path, "cannot write: \(errnoText()) (creating \(tmp))") }
         var ok = false
         defer { if !ok { close(fd); unlink(tmp) } }
         for chunk in chunks {
@@ -71,12 +71,12 @@ public enum FileIO {
                 let n = write(fd, chunk.baseAddress! + done, chunk.count - done)
                 if n < 0 {
                     if errno == EINTR { continue }
-                    throw FileError(tmp, "write failed: \(errnoText())")
+                    throw FileError(path, "cannot write: \(errnoText()) (the previous file, if any, is untouched)")
                 }
                 done += n
             }
         }
-        guard fsync(fd) == 0 else { throw FileError(tmp, "fsync failed: \(errnoText())") }
+        guard fsync(fd) == 0 else { throw FileError(path, "cannot write: fsync failed: \(errnoText()) (the previous file, if any, is untouched)") }
         ok = true
         close(fd)
         guard rename(tmp, path) == 0 else {

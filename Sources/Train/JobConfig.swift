@@ -4,6 +4,8 @@ import Formats
 import NN
 
 /// The choices a job file makes by name, parsed once into these types.
+public enum CheckpointErrorPolicy: String, CaseIterable, Sendable { case stop, warn }
+
 public enum LossKind: String, CaseIterable, Sendable {
     case crossEntropy = "cross_entropy", mse, mae, huber, bce, poissonNLL = "poisson_nll", hinge, perceptron
 }
@@ -228,6 +230,9 @@ public struct JobConfig: Equatable, Sendable {
         public var keep = 3
         /// Also keep the checkpoint with the best value of this validation metric (best.safetensors).
         public var best: MetricGoal?
+        /// A checkpoint that cannot be written (disk full, read-only, vanished directory): stop
+        /// the run with the error, or warn and train on (the previous checkpoint stays).
+        public var onError = CheckpointErrorPolicy.stop
     }
     public var checkpoint = Checkpoint()
 
@@ -340,6 +345,7 @@ public struct JobConfig: Equatable, Sendable {
         checkpoint.everySteps = try c.int("every_steps", default: checkpoint.everySteps, min: 0)
         checkpoint.keep = try c.int("keep", default: checkpoint.keep, min: 1)
         checkpoint.best = try MetricGoal.read(c, "best", earlyStopping: false)
+        checkpoint.onError = try c.choice("on_error", default: checkpoint.onError)
         try c.finish()
         try r.finish()
     }
@@ -423,7 +429,8 @@ public struct JobConfig: Equatable, Sendable {
                                  "warmup_epochs": .double(schedule.warmupEpochs), "patience": .int(schedule.patience),
                                  "threshold": .double(schedule.threshold)]),
             "checkpoint": .object(["dir": .string(checkpoint.dir), "every_steps": .int(checkpoint.everySteps),
-                                   "keep": .int(checkpoint.keep), "best": checkpoint.best?.configValue ?? .null]),
+                                   "keep": .int(checkpoint.keep), "best": checkpoint.best?.configValue ?? .null,
+                                   "on_error": .string(checkpoint.onError.rawValue)]),
         ])
     }
 }

@@ -67,6 +67,7 @@ public final class Trainer {
     public var skippedSteps: Int { runner.skippedSteps }
     /// Checkpoints this run wrote, oldest first: the only ones retention may delete.
     public private(set) var writtenCheckpoints: [String] = []
+    private var madeCheckpointDirectory = false
     private let evalBatch = Batch()
 
     /// `task` replaces the job's own (a task the caller defines, e.g. with a step of its own).
@@ -456,7 +457,7 @@ public final class Trainer {
                 if let dir = checkpointDir, job.checkpoint.everySteps > 0,
                    state.globalStep % job.checkpoint.everySteps == 0, state.stepInEpoch < stepsPerEpoch {
                     let dt = monotonicSeconds() - t0
-                    do { try saveCheckpoint(dir) } catch { loader.cancel(); throw error }
+                    do { try checkpointDuringRun(dir) } catch { loader.cancel(); throw error }
                     t0 = monotonicSeconds() - dt
                 }
             }
@@ -486,7 +487,7 @@ public final class Trainer {
                 if p.scale != before { log("\(ev.split) loss has not improved for \(job.schedule.patience) epochs: lr scale now \(p.scale)") }
             }
             if let ev, ev.split == "val" { try follow(ev, epoch: epochNumber, checkpointDir: checkpointDir) }
-            if let dir = checkpointDir { try saveCheckpoint(dir) }
+            if let dir = checkpointDir { try checkpointDuringRun(dir) }
             if stoppedEarly, let g = job.train.earlyStopping {
                 log("early stopping: \(g.metric) has not improved for \(g.patience) epochs (best \(fmt(stopTrack.best ?? .nan, 4)) at epoch \(stopTrack.bestEpoch))")
                 break
@@ -510,11 +511,26 @@ public final class Trainer {
             }
             return v
         }
-        if let g = job.checkpoint.best, bestTrack.add(try value(g, "checkpoint.best"), epoch: epoch, goal: g), let dir = checkpointDir {
-            let path = try saveCheckpoint(dir, as: "best.safetensors")
+        if let g = job.checkpoint.best, bestTrack.add(try value(g, "checkpoint.best"), epoch: epoch, goal: g), let dir = checkpointDir,
+           let path = try checkpointDuringRun(dir, as: "best.safetensors") {
             log("best \(g.metric) \(fmt(bestTrack.best!, 4)) (epoch \(epoch)): \(path)")
         }
         if let g = job.train.earlyStopping { _ = stopTrack.add(try value(g, "train.early_stopping"), epoch: epoch, goal: g) }
+    }
+
+    /// A checkpoint while training, under `checkpoint.on_error`: a write that fails (disk full,
+    /// read-only, the directory gone) stops the run with the error, or is reported and
+    /// skipped. Either way the previous checkpoint is untouched (writes go to a temporary file
+    /// renamed into place). A directory that vanished after the first checkpoint is an error
+    /// rather than quietly made again (it may be an unmounted volume). Nil when skipped.
+    @discardableResult
+    func checkpointDuringRun(_ dir: String, as name: String? = nil) throws -> String? {
+        do {
+            return try saveCheckpoint(dir, as: name)
+        } catch let e as FileError where job.checkpoint.onError == .warn {
+            log("warning: checkpoint not written: \(e); training goes on (checkpoint.on_error: warn) and the previous checkpoint stays")
+            return nil
+        }
     }
 
     /// Writes a checkpoint of the current state (rank 0 only) and deletes this run's own
@@ -525,6 +541,9 @@ public final class Trainer {
         try syncBuffers()
         let path = "\(dir)/\(name ?? Checkpoint.fileName(step: state.globalStep))"
         guard comm.rank == 0 else { return path }
+        if madeCheckpointDirectory && !FileIO.isDirectory(dir) {
+            throw FileError(dir, "the checkpoint directory has vanished (deleted, or its volume unmounted)")
+        }
         var all = rngs
         all["dropout.0"] = model.random.rng
         all["task.0"] = runner.random
@@ -532,6 +551,7 @@ public final class Trainer {
             : .object(["best": bestTrack.configValue, "early_stopping": stopTrack.configValue])
         try Checkpoint.save(to: path, job: job, replicas: replicas, state: state, rngs: all, worldSize: comm.worldSize,
                             data: data.info, selection: selection)
+        madeCheckpointDirectory = true
         if name != nil { return path }
         writtenCheckpoints.removeAll { $0 == path }
         writtenCheckpoints.append(path)
