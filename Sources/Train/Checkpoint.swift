@@ -2,6 +2,7 @@ import Comm
 import Config
 import Datasets
 import Formats
+import Glibc
 import NN
 import Optim
 import TensorCore
@@ -225,6 +226,21 @@ public enum Checkpoint {
     public static func fileName(step: Int) -> String {
         let s = String(step)
         return "step-" + String(repeating: "0", count: max(0, 8 - s.count)) + s + ".safetensors"
+    }
+
+    /// Deletes `*.tmp-<pid>` files in `dir` whose writer is no longer running (a process
+    /// killed while writing a checkpoint leaves one); a live writer's are kept. Returns them.
+    @discardableResult
+    public static func removeStaleTemporaries(in dir: String) -> [String] {
+        var removed: [String] = []
+        for f in FileIO.list(dir) {
+            guard let dash = f.lastIndex(of: "-"), f[..<dash].hasSuffix(".tmp"), let pid = Int32(f[f.index(after: dash)...]), pid > 0 else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH {
+                FileIO.remove("\(dir)/\(f)")
+                removed.append("\(dir)/\(f)")
+            }
+        }
+        return removed
     }
 
     /// Checkpoints in `dir`, oldest first.

@@ -27,6 +27,12 @@ public struct RunDirectory: Equatable, Sendable {
     public var logFile: String { "\(path)/log.txt" }
     public var metricsFile: String { "\(path)/metrics.jsonl" }
 
+    /// Writes the resolved job (what makes the directory a run's: `--resume` finds it).
+    public func writeJob(_ job: JobConfig) throws {
+        try FileIO.makeDirectories(path)
+        try FileIO.writeAtomically(jobFile, bytes: Array(YAML.string(job.configValue).utf8))
+    }
+
     /// Whether `path` is a run directory (it holds a job.yaml).
     public static func isRun(_ path: String) -> Bool { FileIO.isRegularFile("\(path)/job.yaml") }
 

@@ -32,8 +32,7 @@ public final class RunRecorder {
     /// Opens (appending) the run's files and writes the resolved job to job.yaml.
     public init(run: RunDirectory, job: JobConfig, tensorboard: Bool = true) throws {
         self.run = run
-        try FileIO.makeDirectories(run.path)
-        try FileIO.writeAtomically(run.jobFile, bytes: Array(YAML.string(job.configValue).utf8))
+        try run.writeJob(job)
         func open(_ p: String) throws -> UnsafeMutablePointer<FILE> {
             guard let f = fopen(p, "a") else { throw FileError(p, "cannot open for writing: \(String(cString: strerror(errno)))") }
             return f

@@ -544,6 +544,9 @@ public final class Trainer {
         if madeCheckpointDirectory && !FileIO.isDirectory(dir) {
             throw FileError(dir, "the checkpoint directory has vanished (deleted, or its volume unmounted)")
         }
+        if !madeCheckpointDirectory {
+            for f in Checkpoint.removeStaleTemporaries(in: dir) { log("removed \(f), a temporary file a killed process left") }
+        }
         var all = rngs
         all["dropout.0"] = model.random.rng
         all["task.0"] = runner.random

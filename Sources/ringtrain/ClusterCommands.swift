@@ -41,6 +41,7 @@ struct LaunchCommand: ParsableCommand {
         if let w = initFrom, !FileIO.exists(w) { throw ValidationError("--init-from \(w): no such file or run directory") }
         let weights = try wrapErrors { try initFrom.map(checkpointPath) }
         let run = try wrapErrors { try options.runDirectory(for: job, resuming: resumed?.run) }
+        try wrapErrors { try run.writeJob(job) }
         RunLog.info("[launch] run directory \(run.path)")
         let launcher = LocalLauncher(job: job, workers: workers, maxRestarts: maxRestarts, resume: resumed?.checkpoint)
         launcher.runDir = run
@@ -86,6 +87,7 @@ struct CoordinatorCommand: ParsableCommand {
         let resumed = try wrapErrors { try resume.map { try RunDirectory.resolveResume($0) } }
         let job = try wrapErrors { try options.resolve() }
         let run = try wrapErrors { try options.runDirectory(for: job, resuming: resumed?.run) }
+        try wrapErrors { try run.writeJob(job) }
         var o = Coordinator.Options(listen: listen, workers: workers, job: job, resume: resumed?.checkpoint)
         o.runDir = run.path
         o.initFrom = try wrapErrors { try initFrom.map(checkpointPath) }

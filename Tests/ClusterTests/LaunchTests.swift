@@ -82,13 +82,14 @@ func stepLosses(_ text: String, stepsPerEpoch: Int) -> [Int: String] {
 func restartResumesFromTheLastCheckpoint() throws {
     // Uninterrupted reference run; both runs print the loss every 4 steps.
     let refDir = Fixtures.tempDirectory("ref")
-    let refJob = try writeJob(refDir, epochs: 6, extra: "")
+    // 4,096 samples: 64 steps an epoch, so the workers are still busy when the test kills one.
+    let refJob = try writeJob(refDir, epochs: 6, samples: 4096, extra: "")
     let ref = try Started([Fixtures.ringtrain, "launch", "--workers", "2", refJob])
     #expect(ref.wait(timeout: 150) == 0, "\(ref.text)")
     let refAcc = try #require(finalAccuracy(ref.text))
 
     let dir = Fixtures.tempDirectory("restart")
-    let job = try writeJob(dir, epochs: 6)
+    let job = try writeJob(dir, epochs: 6, samples: 4096)
     let p = try Started([Fixtures.ringtrain, "launch", "--workers", "2", "--max-restarts", "1", job])
     #expect(p.waitFor("step-00000040", timeout: 120), "\(p.text)")
     let workers = children(of: p.pid, matching: "worker")
@@ -102,8 +103,8 @@ func restartResumesFromTheLastCheckpoint() throws {
     // Every loss printed after the restart equals the uninterrupted run's at the same step.
     let resumedAt = try #require(p.text.split(separator: "\n").first { $0.contains("resumed from") }
         .flatMap { $0.split(separator: " ").last.flatMap { Int($0) } }, "\(p.text)")
-    let after = stepLosses(String(p.text[p.text.range(of: "resumed from")!.lowerBound...]), stepsPerEpoch: 16)
-    let reference = stepLosses(ref.text, stepsPerEpoch: 16)
+    let after = stepLosses(String(p.text[p.text.range(of: "resumed from")!.lowerBound...]), stepsPerEpoch: 64)
+    let reference = stepLosses(ref.text, stepsPerEpoch: 64)
     #expect(after.count >= 10 && after.keys.allSatisfy { $0 > resumedAt }, "\(after)")
     for (step, loss) in after { #expect(reference[step] == loss, "step \(step): restarted \(loss) vs uninterrupted \(reference[step] ?? "-")") }
 }
