@@ -11,13 +11,15 @@ private let torchPython = Fixtures.python(with: "torch, safetensors.torch")
 /// the Python snippet of docs/checkpoints.md, as written, loads a checkpoint of the default
 /// job into its torch.nn model, which then predicts what `ringtrain predict` does; and weights
 /// saved from a torch.nn model start a run with --init-from unchanged.
-@Test(.enabled(if: torchPython != nil, "no Python with torch and safetensors"), .timeLimit(.minutes(5)))
+@Test(.enabled(if: torchPython != nil, "no Python with torch and safetensors"), .timeLimit(.minutes(10)))
 func checkpointsGoToPyTorchAndBack() throws {
     let py = torchPython!
     let dir = Fixtures.tempDirectory("torch-interop")
     let rt = Fixtures.ringtrain
     let run = "\(dir)/run"
-    let t = Fixtures.run([rt, "train", "--set", "train.max_steps=30", "--run-dir", run])
+    // The default job (its model is the snippet's) on a small Fashion-MNIST-shaped set.
+    try Fixtures.writeSyntheticFashionMNIST(dir, train: 512, test: 64)
+    let t = Fixtures.run([rt, "train", "--data", dir, "--set", "train.max_steps=10", "--run-dir", run])
     try #require(t.status == 0, "\(t.output)")
     let ckpt = try #require(Checkpoint.list(in: "\(run)/checkpoints").last)
 
@@ -27,13 +29,13 @@ func checkpointsGoToPyTorchAndBack() throws {
     let end = try #require(doc.range(of: "\n```", range: start.upperBound..<doc.endIndex))
     let snippet = String(doc[start.upperBound..<end.lowerBound])
     #expect(snippet.contains("load_state_dict(state)"))
-    let images = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
+    let images = "\(dir)/t10k-images-idx3-ubyte"
     let script = """
         import os, gzip, numpy as np, torch
         os.chdir(\(JSON.string(.string(FileIO.directory(of: ckpt)))))
         \(snippet.replacingOccurrences(of: "step-00004680.safetensors", with: (ckpt.split(separator: "/").last.map(String.init) ?? "")))
         model.eval()
-        raw = gzip.open(\(JSON.string(.string(images)))).read()
+        raw = open(\(JSON.string(.string(images))), "rb").read()
         x = np.frombuffer(raw, dtype=np.uint8, offset=16)[:16 * 784].reshape(16, 1, 28, 28).astype(np.float32)
         from safetensors import safe_open
         import json
@@ -45,7 +47,8 @@ func checkpointsGoToPyTorchAndBack() throws {
         for row in p: print(" ".join("%.6f" % v for v in row))
         """
     try FileIO.writeAtomically("\(dir)/load.py", bytes: Array(script.utf8))
-    let torchOut = Fixtures.run([py, "\(dir)/load.py"])
+    // One thread: the test suite keeps both cores busy.
+    let torchOut = Fixtures.run(["env", "OMP_NUM_THREADS=1", py, "\(dir)/load.py"])
     try #require(torchOut.status == 0, "\(torchOut.output)")
     let ours = Fixtures.run([rt, "predict", ckpt, images])
     try #require(ours.status == 0, "\(ours.output)")
@@ -64,9 +67,9 @@ func checkpointsGoToPyTorchAndBack() throws {
         safetensors.torch.save_file(model.state_dict(), \(JSON.string(.string("\(dir)/torch.safetensors"))))
         """
     try FileIO.writeAtomically("\(dir)/save.py", bytes: Array(save.utf8))
-    let saved = Fixtures.run([py, "\(dir)/save.py"])
+    let saved = Fixtures.run(["env", "OMP_NUM_THREADS=1", py, "\(dir)/save.py"])
     try #require(saved.status == 0, "\(saved.output)")
-    let warm = Fixtures.run([rt, "train", "--init-from", "\(dir)/torch.safetensors", "--set", "train.max_steps=1", "--lr", "0",
+    let warm = Fixtures.run([rt, "train", "--data", dir, "--init-from", "\(dir)/torch.safetensors", "--set", "train.max_steps=1", "--lr", "0",
                              "--run-dir", "\(dir)/warm"])
     #expect(warm.status == 0 && warm.output.contains("initialised weights from \(dir)/torch.safetensors"), "\(warm.output)")
     let theirsFile = try SafeTensors.read(path: "\(dir)/torch.safetensors")
