@@ -52,7 +52,14 @@ public final class Coordinator {
     /// Handed to the admitted workers in WELCOME: their ring connections present it.
     let ringSecret = makeRunSecret()
     /// Log lines (default: stdout with a "[coordinator]" prefix).
-    public var log: (String) -> Void = { RunLog.info("[coordinator] " + $0) }
+    /// The job's end (finished or failed) is its result: printed whatever the log level.
+    public var log: (String) -> Void = { line in
+        if line.hasPrefix("job ") && (line.contains(" finished: ") || line.hasPrefix("job failed")) {
+            Trainer.printLine("[coordinator] " + line)
+        } else {
+            RunLog.info("[coordinator] " + line)
+        }
+    }
 
     private let context = ZContext()
     private let router: ZSocket

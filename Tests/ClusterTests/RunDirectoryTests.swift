@@ -119,6 +119,10 @@ func quietPrintsOnlyTheResult() throws {
     #expect(q.status == 0 && q.output.hasPrefix("done: test_loss") && q.output.split(separator: "\n").count == 1, "\(q.output)")
     let log = try FileIO.readText("\(dir)/run/log.txt")
     #expect(log.contains("training cluster-test") && log.contains("epoch 1/1 train_loss") && log.contains("done: test_loss"), "\(log)")
+    // launch: the coordinator's result line only (its workers are quiet too).
+    let l = Fixtures.run([rt, "launch", "--workers", "2", job, "--quiet", "--run-dir", "\(dir)/launched"])
+    #expect(l.status == 0 && l.output.hasPrefix("[coordinator] job cluster-test finished:") && l.output.split(separator: "\n").count == 1,
+            "\(l.output)")
     let both = Fixtures.run([rt, "train", job, "--quiet", "--verbose"])
     #expect(both.status != 0 && both.output.contains("use either --quiet or --verbose"), "\(both.output)")
 }
