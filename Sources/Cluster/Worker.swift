@@ -271,9 +271,3 @@ func report(_ s: String) {
     fflush(stdout)
     fputs(s + "\n", stderr)
 }
-
-func hostName() -> String {
-    var buf = [CChar](repeating: 0, count: 256)
-    gethostname(&buf, buf.count)
-    return String(cString: buf)
-}

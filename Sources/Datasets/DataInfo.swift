@@ -28,6 +28,13 @@ public struct Scaling: Equatable, Sendable {
         return (scale, shift)
     }
 
+    /// Element j of a standardised value back in data units (x·std + mean; per-feature
+    /// statistics repeat for forecasts of several steps: horizon × targets).
+    @inline(__always) public func unscale(_ v: Float, _ j: Int) -> Double {
+        let k = mean.count == 1 ? 0 : j % mean.count
+        return Double(v) * (std[k] > 1e-12 ? std[k] : 1) + mean[k]
+    }
+
     var configValue: ConfigValue {
         .object(["mode": .string(mode.rawValue), "mean": .list(mean.map { .double($0) }), "std": .list(std.map { .double($0) })])
     }

@@ -15,6 +15,13 @@ public enum CSV {
         public var lines: [Int]
     }
 
+    /// One field as CSV writes it (RFC 4180): quoted, inner quotes doubled, when it holds a
+    /// comma, quote or line break (or `always`).
+    public static func field(_ s: String, always: Bool = false) -> String {
+        guard always || s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return s }
+        return "\"" + s.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\"\"") + "\""
+    }
+
     public static func read(_ path: String, delimiter: Delimiter = .character(UInt8(ascii: ",")),
                             header: Bool = true, skipRows: Int = 0) throws -> Table {
         let bytes = try FileIO.readDecompressed(path)

@@ -127,10 +127,7 @@ public final class Predictor {
         case .multilabel: return (0..<k).map { sigmoid(z[$0]) }
         case .regression:
             guard let s = checkpoint.data?.targetScaling else { return Array(UnsafeBufferPointer(start: z, count: k)) }
-            return (0..<k).map { j in
-                let i = s.mean.count == 1 ? 0 : j % s.mean.count
-                return Float(Double(z[j]) * (s.std[i] > 1e-12 ? s.std[i] : 1) + s.mean[i])
-            }
+            return (0..<k).map { Float(s.unscale(z[$0], $0)) }
         case .boundedRegression:
             let lo = Float(checkpoint.job.task.low), hi = Float(checkpoint.job.task.high)
             return (0..<k).map { lo + (hi - lo) * sigmoid(z[$0]) }
@@ -152,7 +149,7 @@ public final class Predictor {
                 let v = values[r * w + j]
                 if j == 0, kind == .classification || kind == .binary {
                     let c = Int(v)
-                    fields.append(named.map { c < $0.count ? csvField($0[c]) : String(c) } ?? String(c))
+                    fields.append(named.map { c < $0.count ? CSV.field($0[c]) : String(c) } ?? String(c))
                 } else {
                     fields.append("\(v)")
                 }
@@ -162,7 +159,4 @@ public final class Predictor {
         return out
     }
 
-    private func csvField(_ s: String) -> String {
-        s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) ? "\"" + s.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\"\"") + "\"" : s
-    }
 }

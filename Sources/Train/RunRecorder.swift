@@ -39,7 +39,7 @@ public final class RunRecorder {
         }
         metrics = try open(run.metricsFile)
         logFile = try open(run.logFile)
-        events = tensorboard ? try EventFileWriter(directory: run.path, host: Self.hostName, wallTime: Self.wallClock()) : nil
+        events = tensorboard ? try EventFileWriter(directory: run.path, host: hostName(), wallTime: Self.wallClock()) : nil
     }
 
     deinit {
@@ -51,12 +51,6 @@ public final class RunRecorder {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-    }
-
-    private static var hostName: String {
-        var buf = [CChar](repeating: 0, count: 256)
-        gethostname(&buf, buf.count)
-        return String(cString: buf)
     }
 
     public func log(_ line: String) {

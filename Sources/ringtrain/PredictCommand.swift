@@ -61,12 +61,10 @@ struct PredictCommand: ParsableCommand {
             let ids: [Int32]
             do { ids = try gen.encode(String(line)) } catch { throw FileError(input, "line \(i + 1): \(error)") }
             let text = gen.tokenizer.decode(gen.generate(prompt: ids, o))
-            csv += quote(String(line)) + "," + quote(text) + "\n"
+            csv += CSV.field(String(line), always: true) + "," + CSV.field(text, always: true) + "\n"
         }
         try write(csv, numbers: nil, columns: 0)
     }
-
-    private func quote(_ s: String) -> String { "\"" + s.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\"\"") + "\"" }
 
     private func write(_ csv: String, numbers: [Float]?, columns: Int) throws {
         guard let o = out else { print(csv, terminator: ""); return }

@@ -1,5 +1,6 @@
 import Formats
 import Glibc
+import TensorCore
 import TestSupport
 import Testing
 import Train
@@ -20,8 +21,8 @@ private func lanJob(_ tag: String, comm: String, impair: ((EmulatedLAN) -> Void)
     try #require(coordinator.waitFor("job cluster-test started", timeout: 120), "\(coordinator.text)")
     if let impair {
         // Once rank 0 reports its eighth step, whichever host it is on.
-        let until = monotonicNow() + 120
-        while !workers.contains(where: { $0.text.contains(" step 8/") }) && monotonicNow() < until { usleep(20_000) }
+        let until = monotonicSeconds() + 120
+        while !workers.contains(where: { $0.text.contains(" step 8/") }) && monotonicSeconds() < until { usleep(20_000) }
         impair(net)
     }
     let codes = workers.map { $0.wait(timeout: 300) }
@@ -37,16 +38,16 @@ private let haveNetem = netnsAvailable && Fixtures.run([Fixtures.packageRoot + "
 /// result (TCP hides the faults; only the time changes, which is printed).
 private func sameResultWith(_ what: String, tag: String, _ impair: @escaping (EmulatedLAN, Int) -> Void) throws {
     let comm = "{heartbeat: 0.5, heartbeat_timeout: 10, timeout: 30}"
-    var t = monotonicNow()
+    var t = monotonicSeconds()
     let clean = try lanJob("\(tag)c", comm: comm)
-    let cleanSeconds = monotonicNow() - t
+    let cleanSeconds = monotonicSeconds() - t
     #expect(clean.codes == [0, 0, 0], "\(clean.coordinator.text)")
     let reference = try #require(finalAccuracy(clean.coordinator.text), "\(clean.coordinator.text)")
-    t = monotonicNow()
+    t = monotonicSeconds()
     let bad = try lanJob("\(tag)b", comm: comm) { net in for h in 1...3 { impair(net, h) } }
     #expect(bad.codes == [0, 0, 0], "\(what): \(bad.coordinator.text)")
     #expect(finalAccuracy(bad.coordinator.text) == reference, "\(what): \(bad.coordinator.text)")
-    print("network faults: \(what): \(fmt(monotonicNow() - t, 1)) s against \(fmt(cleanSeconds, 1)) s on a clean link")
+    print("network faults: \(what): \(fmt(monotonicSeconds() - t, 1)) s against \(fmt(cleanSeconds, 1)) s on a clean link")
 }
 
 /// 1% and 5% packet loss on every worker's link (both directions): the same result as on a
@@ -85,9 +86,9 @@ func aLinkDownBrieflyIsSurvivedAndForGoodIsNamed() throws {
     var downAt = 0.0
     let lost = try lanJob("nll", comm: comm) { net in
         #expect(net.run(["link", "3", "down"]).status == 0)
-        downAt = monotonicNow()
+        downAt = monotonicSeconds()
     }
-    let took = monotonicNow() - downAt
+    let took = monotonicSeconds() - downAt
     #expect(lost.codes.allSatisfy { $0 != nil && $0 != 0 }, "\(lost.codes)")
     // The cut-off worker's rank, from its own last words ("rank R: the coordinator … silent").
     let own = lost.workers[2].text
@@ -96,10 +97,4 @@ func aLinkDownBrieflyIsSurvivedAndForGoodIsNamed() throws {
     #expect(c.contains("job failed: rank \(r)"), "\(c)")
     for w in lost.workers.prefix(2) { #expect(w.text.contains("rank \(r)"), "\(w.text)") }
     #expect(took < 8 + 20, "took \(took) s")
-}
-
-private func monotonicNow() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }

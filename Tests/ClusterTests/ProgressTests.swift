@@ -1,5 +1,6 @@
 import Formats
 import Glibc
+import TensorCore
 import Testing
 import TestSupport
 
@@ -38,10 +39,4 @@ func progressBarInATerminal(noColor: Bool) throws {
     #expect(lines.filter { $0.hasPrefix("epoch ") && $0.contains("train_loss") }.count == 3, "\(screen)")
     #expect(!lines.contains { $0.contains("━") }, "a bar was left behind:\n\(screen)")
     #expect(colored == !noColor, "colour \(colored) with NO_COLOR \(noColor)")
-}
-
-private func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }

@@ -30,11 +30,7 @@ public final class RegressionTask: SupervisedTask {
     }
 
     /// Output j of a sample in data units (undoing target standardisation).
-    @inline(__always) func unscale(_ v: Float, _ j: Int) -> Double {
-        guard let s = scaling else { return Double(v) }
-        let k = s.mean.count == 1 ? 0 : j % s.mean.count  // forecasts: horizon × targets
-        return Double(v) * (s.std[k] > 1e-12 ? s.std[k] : 1) + s.mean[k]
-    }
+    @inline(__always) func unscale(_ v: Float, _ j: Int) -> Double { scaling?.unscale(v, j) ?? Double(v) }
 
     public override func makeMetrics() -> MetricSums { MetricSums(count: 4 * outputs) }
 
