@@ -11,6 +11,8 @@ public struct CommError: Error, CustomStringConvertible, Equatable {
         case aborted
         /// Setting up or using the sockets failed.
         case transport
+        /// This rank was told to stop (an elastic job changing its world): not a failure.
+        case cancelled
     }
 
     public let reason: Reason

@@ -40,6 +40,8 @@ final class HostGroup {
     private var rank: Int { members[local] }
     private var size: Int { members.count }
     private let control: SharedMapping
+    /// The owning ring's: a cancelled wait gives up at once.
+    let cancellation: Cancellation
     private let scratch: UnsafeMutablePointer<Float>
     private var regions: [Region] = []
 
@@ -66,8 +68,9 @@ final class HostGroup {
         }
     }
 
-    init(members: [Int], local: Int, lanes: Int?, control: SharedMapping) {
+    init(members: [Int], local: Int, lanes: Int?, control: SharedMapping, cancellation: Cancellation = Cancellation()) {
         precondition(lanes.map { (1...members.count).contains($0) } ?? true)
+        self.cancellation = cancellation
         self.members = members
         self.local = local
         self.lanes = lanes
@@ -212,6 +215,8 @@ final class HostGroup {
                 let culprit = Int(a) - 1   // a global rank
                 throw CommError(.aborted, rank: rank, peer: culprit, "rank \(culprit) failed; \(what) abandoned")
             }
+            // Local only: the other ranks are told to stop by the coordinator too.
+            if cancellation.isCancelled { throw CommError(.cancelled, rank: rank, peer: nil, "\(what) cancelled") }
             guard let waiting = (0..<size).first(where: {
                 Int32(bitPattern: ringtrain_load_acquire(line($0) + field) &- seq) < 0
             }) else { return }

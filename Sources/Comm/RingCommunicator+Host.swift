@@ -71,7 +71,7 @@ extension RingCommunicator {
         if local != 0 {
             control = (try? SharedMapping.open(name, bytes: bytes)).flatMap { HostGroup.isValid($0, world: members.count) ? $0 : nil }
         }
-        let group = control.map { HostGroup(members: members, local: local, lanes: lanes, control: $0) }
+        let group = control.map { HostGroup(members: members, local: local, lanes: lanes, control: $0, cancellation: cancellation) }
         group?.publishPid()
         let mapped = try agree(group != nil)
         if local == 0 { control?.unlink() }   // every member has mapped it (or none will use it)
@@ -94,7 +94,8 @@ extension RingCommunicator {
                 across = (try? RingCommunicator(listener: sub, rank: host, peers: ring.map { endpoints[$0] },
                                                 runID: runID &+ UInt64(local + 1), options: o,
                                                 peerKeys: peerKeys.isEmpty ? [] : ring.map { peerKeys[$0] },
-                                                labels: ring, externalAbort: { [weak group] in group?.abortedBy })).map { ($0, ring) }
+                                                labels: ring, externalAbort: { [weak group] in group?.abortedBy },
+                                                cancellation: cancellation)).map { ($0, ring) }
             }
             guard try agree(!inLane || across != nil) else { return }
         }

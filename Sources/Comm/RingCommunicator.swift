@@ -1,6 +1,7 @@
 import CZMQ
 import Dispatch
 import Glibc
+import Synchronization
 import TensorCore
 
 /// The ring's input: a PULL socket bound before rendezvous, so that its address (with the port
@@ -143,6 +144,8 @@ public final class RingCommunicator: Communicator {
     let peerKeys: [String]
     private let labels: [Int]?
     private let externalAbort: (() -> Int?)?
+    /// Set by `cancel()` from any thread; shared with the rings and host group this ring uses.
+    let cancellation: Cancellation
     /// The number errors use for ring position r (see `init(…labels:…)`).
     func label(_ r: Int) -> Int { labels?[r] ?? r }
     var successor: Int { (rank + 1) % worldSize }
@@ -190,15 +193,16 @@ public final class RingCommunicator: Communicator {
     public convenience init(listener: RingListener, rank: Int, peers: [String], runID: UInt64, options: Options = Options(),
                             peerKeys: [String] = []) throws {
         try self.init(listener: listener, rank: rank, peers: peers, runID: runID, options: options, peerKeys: peerKeys,
-                      labels: nil, externalAbort: nil)
+                      labels: nil, externalAbort: nil, cancellation: Cancellation())
     }
 
     /// `labels[r]`: the number errors and abort frames use for ring position r (the job's rank,
     /// for a ring among some of its ranks); `externalAbort` is polled while waiting and returns
     /// the rank whose failure this ring must give up for (a failure elsewhere on this host).
     init(listener: RingListener, rank: Int, peers: [String], runID: UInt64, options: Options,
-         peerKeys: [String], labels: [Int]?, externalAbort: (() -> Int?)?) throws {
+         peerKeys: [String], labels: [Int]?, externalAbort: (() -> Int?)?, cancellation: Cancellation) throws {
         precondition(peers.indices.contains(rank))
+        self.cancellation = cancellation
         self.labels = labels
         self.externalAbort = externalAbort
         self.listener = listener
@@ -302,6 +306,18 @@ public final class RingCommunicator: Communicator {
         }
     }
 
+    /// Makes the collective in progress (and every later one) fail with `.cancelled` at its next
+    /// wait — within a few milliseconds; safe from any thread. An elastic job's control thread
+    /// calls it when the coordinator pauses the world: the training thread then leaves its
+    /// step, which is not applied, and the ring is not used again.
+    public func cancel() { cancellation.cancel() }
+
+    /// `cancel` as a closure another thread may keep (it holds only the flag, not the ring).
+    public var canceller: @Sendable () -> Void {
+        let c = cancellation
+        return { c.cancel() }
+    }
+
     /// Whether an earlier collective failed (later ones fail at once with the same error).
     public var isBroken: Bool { queue.sync { failure != nil } }
 
@@ -335,9 +351,13 @@ public final class RingCommunicator: Communicator {
     /// leave means the successor reads the reason before it sees this process close.
     private func fail(_ e: CommError) {
         failure = e
+        // Every rank of the ring is being cancelled by its own coordinator message: nothing to tell.
+        if e.reason == .cancelled { return }
         hostGroup?.abort(culprit: e.peer ?? rank)
         if let a = acrossHosts { a.ring.abort(culprit: e.peer ?? rank) }
-        if successorGone || (e.reason == .peerLost && e.peer == label(successor)) { return }
+        // A successor that is gone, or that is itself the lost or failed rank, needs no news
+        // (and a send to a dead one would only block).
+        if successorGone || ([.peerLost, .aborted].contains(e.reason) && e.peer == label(successor)) { return }
         let culprit = e.peer ?? label(rank)
         let reason = Array((e.reason == .aborted ? e.message : e.description).utf8)
         let h = FrameHeader(kind: .abort, step: 0, runID: runID, sequence: 0, bucket: culprit, chunk: 0,
@@ -429,6 +449,7 @@ public final class RingCommunicator: Communicator {
             if let culprit = externalAbort?() {
                 throw CommError(.aborted, rank: label(rank), peer: culprit, "rank \(culprit) failed; \(what) abandoned")
             }
+            if cancellation.isCancelled { throw CommError(.cancelled, rank: label(rank), peer: nil, "\(what) cancelled") }
             try checkConnections()
             // A neighbour that has closed matters only if this step still needs it. A closed
             // predecessor may have left frames in flight: look once more before giving up.
@@ -604,6 +625,13 @@ public final class RingCommunicator: Communicator {
             throw CommError(.timeout, rank: rank, peer: successor, "ring hello to rank \(successor) not sent")
         }
     }
+}
+
+/// A flag a ring, its host group and its rings across hosts poll while they wait.
+final class Cancellation: Sendable {
+    private let flag = Atomic<Bool>(false)
+    func cancel() { flag.store(true, ordering: .releasing) }
+    var isCancelled: Bool { flag.load(ordering: .acquiring) }
 }
 
 /// "ip:port" of one end of a connected TCP socket.

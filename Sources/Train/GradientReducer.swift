@@ -76,7 +76,11 @@ final class GradientReducer {
     func finish() throws -> Float {
         let backwardDone = monotonicSeconds()
         while next < buckets.count { submit(next); next += 1 }
-        for h in handles { try h.wait() }
+        do { for h in handles { try h.wait() } } catch {
+            // The ring failed: later buckets end at once; none may still touch the arena after this.
+            for h in handles { try? h.wait() }
+            throw error
+        }
         let end = handles.last?.completedAt ?? backwardDone
         communicationSeconds += end - firstSubmit
         exposedSeconds += max(0, end - backwardDone)
