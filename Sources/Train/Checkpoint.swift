@@ -47,6 +47,20 @@ public enum Checkpoint {
     public static func save(to path: String, job: JobConfig, replicas: [Replica],
                             state: TrainState, rngs: [String: RNG], worldSize: Int, data: DataInfo,
                             selection: ConfigValue? = nil) throws {
+        let w = writer(job: job, replicas: replicas, state: state, rngs: rngs, worldSize: worldSize, data: data, selection: selection)
+        let dir = FileIO.directory(of: path)
+        try FileIO.makeDirectories(dir)
+        try w.write(to: path)
+    }
+
+    /// A checkpoint's bytes, as `save` writes them (an elastic job's state handed round the ring).
+    public static func encode(job: JobConfig, replicas: [Replica], state: TrainState, rngs: [String: RNG], worldSize: Int,
+                              data: DataInfo, selection: ConfigValue? = nil) -> [UInt8] {
+        writer(job: job, replicas: replicas, state: state, rngs: rngs, worldSize: worldSize, data: data, selection: selection).bytes()
+    }
+
+    private static func writer(job: JobConfig, replicas: [Replica], state: TrainState, rngs: [String: RNG], worldSize: Int,
+                               data: DataInfo, selection: ConfigValue?) -> SafeTensors.Writer {
         var w = SafeTensors.Writer()
         for r in replicas {
             for (name, p) in r.model.parameters {
@@ -84,9 +98,7 @@ public enum Checkpoint {
             "world_size": String(worldSize),
         ]
         if let s = selection { w.metadata["selection"] = JSON.string(s) }
-        let dir = FileIO.directory(of: path)
-        try FileIO.makeDirectories(dir)
-        try w.write(to: path)
+        return w
     }
 
     /// Reads and validates a checkpoint's metadata (tensors are checked when restored).
@@ -261,13 +273,21 @@ extension Checkpoint {
     /// error on rank 0 becomes the same error everywhere.
     public static func loadShared(_ path: String, comm: Communicator) throws -> Contents {
         guard comm.worldSize > 1 else { return try load(path) }
+        return try share(comm.rank == 0 ? Result { try FileIO.read(path) } : nil, source: path, comm: comm)
+    }
+
+    /// Rank 0's checkpoint bytes (or its error reading them), parsed on every rank.
+    public static func share(_ rank0: Result<[UInt8], Error>?, source path: String, comm: Communicator) throws -> Contents {
         var bytes: [UInt8] = []
         var status: [UInt8] = []
         if comm.rank == 0 {
-            do {
-                bytes = try FileIO.read(path)
+            switch rank0 {
+            case .success(let b)?:
+                bytes = b
                 status = Array("OK \(bytes.count)".utf8)
-            } catch { status = Array("ERR \(error)".utf8) }
+            case .failure(let error)?: status = Array("ERR \(error)".utf8)
+            case nil: status = Array("ERR rank 0 has no state to share".utf8)
+            }
         }
         let head = String(decoding: try comm.allGather(status)[0], as: UTF8.self)
         guard head.hasPrefix("OK "), let n = Int(head.dropFirst(3)) else {

@@ -45,6 +45,12 @@ public final class Trainer {
     public var onEpoch: ((TrainState, Evaluation?, Double) -> Void)?
     /// Stop (as if interrupted) once this many global steps have been taken.
     public var stopAtStep: Int?
+    /// Called before every step; what it throws ends the run there (an elastic job's pause,
+    /// which a world of one, with no ring to cancel, would not otherwise see).
+    public var beforeStep: (() throws -> Void)?
+    /// rank 0's random streams as they were after the last completed step: a step cut short
+    /// has already drawn from them, and `snapshot()` must be the state between two steps.
+    private var boundaryRNG: (dropout: RNG, task: RNG)?
     /// The run directory's writer of log, metrics and TensorBoard events (see `attach`).
     public private(set) var recorder: RunRecorder?
     /// This rank's timing of the last epoch: seconds, steps and the all-reduce's time per step
@@ -244,7 +250,7 @@ public final class Trainer {
         if oldBatch != sampler.globalBatch {
             let before = c.state.globalStep
             state.globalStep = state.epoch * stepsPerEpoch + state.stepInEpoch
-            log("the checkpoint's global batch was \(oldBatch) (\(c.worldSize) worker\(c.worldSize == 1 ? "" : "s")), this run's is \(sampler.globalBatch): "
+            log("global batch \(oldBatch) (\(c.worldSize) worker\(c.worldSize == 1 ? "" : "s")) in \(c.path), this run's is \(sampler.globalBatch): "
                 + "step \(before) is step \(state.globalStep) of \(totalSteps) here (the same samples seen); "
                 + "lr now \(fmt(learningRate(step: state.globalStep), 5)) (\(lrDescription.split(separator: "\n")[0]))")
         }
@@ -424,6 +430,7 @@ public final class Trainer {
                 augment.fill = d > 0 ? Float(-m / d) : 0
             }
             let loader = BatchLoader(data.train, sampler: sampler, epoch: state.epoch, from: state.stepInEpoch, augmentation: augment)
+            boundaryRNG = (model.random.rng, runner.random)
             var t0 = monotonicSeconds()
             var epochLoss = 0.0, epochSteps = 0
             while let batch = loader.next() {
@@ -436,9 +443,11 @@ public final class Trainer {
                 if state.globalStep >= totalSteps { loader.cancel(); break }
                 let l: Float
                 do {
+                    try beforeStep?()
                     l = try step(batch)
                     state.stepInEpoch += 1
                     state.globalStep += 1
+                    boundaryRNG = (model.random.rng, runner.random)
                     if job.train.checkEvery > 0 && state.globalStep % job.train.checkEvery == 0 { try checkReplicas() }
                 } catch { loader.cancel(); throw error }
                 samples += sampler.globalBatch
@@ -550,8 +559,6 @@ public final class Trainer {
         var all = rngs
         all["dropout.0"] = model.random.rng
         all["task.0"] = runner.random
-        let selection: ConfigValue? = job.checkpoint.best == nil && job.train.earlyStopping == nil ? nil
-            : .object(["best": bestTrack.configValue, "early_stopping": stopTrack.configValue])
         try Checkpoint.save(to: path, job: job, replicas: replicas, state: state, rngs: all, worldSize: comm.worldSize,
                             data: data.info, selection: selection)
         madeCheckpointDirectory = true
@@ -561,6 +568,24 @@ public final class Trainer {
         while writtenCheckpoints.count > job.checkpoint.keep { FileIO.remove(writtenCheckpoints.removeFirst()) }
         log("checkpoint \(path)")
         return path
+    }
+
+    /// This rank's state between two steps as checkpoint bytes, without a collective (the ring
+    /// may be broken): parameters, buffers, optimizer state, progress and the random streams
+    /// as they were after the last completed step. An elastic job's new rank 0 broadcasts it;
+    /// restoring it is exactly resuming from a checkpoint written at that step.
+    public func snapshot() -> [UInt8] {
+        var all = rngs
+        all["dropout.0"] = boundaryRNG?.dropout ?? model.random.rng
+        all["task.0"] = boundaryRNG?.task ?? runner.random
+        return Checkpoint.encode(job: job, replicas: replicas, state: state, rngs: all, worldSize: comm.worldSize,
+                                 data: data.info, selection: selection)
+    }
+
+    /// checkpoint.best and early stopping's progress, for checkpoint metadata.
+    private var selection: ConfigValue? {
+        job.checkpoint.best == nil && job.train.earlyStopping == nil ? nil
+            : .object(["best": bestTrack.configValue, "early_stopping": stopTrack.configValue])
     }
 
     public static func printLine(_ s: String) {
