@@ -10,6 +10,12 @@ import Train
 /// WELCOME with rank, peers, job and run id), then watches heartbeats, collects metrics and
 /// ends the job: success when every rank is DONE; failure when a worker reports one, falls
 /// silent or disappears — then every worker is told to ABORT, naming the rank and host at fault.
+///
+/// Elastic jobs (`minWorkers`): a lost worker is removed instead, and the world regroups —
+/// PAUSE to the others, each answers READY with its last completed step and a fresh ring
+/// input, then WELCOME to the next generation, whose rank 0 is a worker holding the newest
+/// state (so no step is lost). A worker that arrives during the run joins the same way, up to
+/// `workers`. Below `minWorkers` the job fails as a static one does.
 public final class Coordinator {
     public struct Options {
         public var listen: String
@@ -28,6 +34,9 @@ public final class Coordinator {
         public var controlSecret: String?
         /// Longest wait for all workers to arrive.
         public var rendezvousTimeout = 120.0
+        /// Elastic: the job goes on without lost workers while at least this many remain, and
+        /// admits workers that arrive later (up to `workers`). nil: any loss ends the job.
+        public var minWorkers: Int?
         /// CURVE: the coordinator's key pair and the workers' public keys allowed to connect.
         /// Everything is then encrypted, and a worker with another key cannot join.
         public var curve: CurveKeyPair?
@@ -69,12 +78,22 @@ public final class Coordinator {
 
     struct Member {
         let identity: [UInt8]
-        let hello: ControlMessage.Hello
+        var hello: ControlMessage.Hello
         var rank = -1
         var lastSeen = monotonicSeconds()
         var done = false
+        /// READY during a regroup: the last step it completed (nil: it holds no state yet).
+        var ready: (step: Int?, endpoint: String)?
     }
     private var members: [Member] = []
+    /// Elastic: workers admitted during the run, waiting for the next generation.
+    private var joiners: [Member] = []
+    private var generation = 0
+    /// A regroup in progress: PAUSE sent at `started`; members that have not answered by
+    /// `deadline` are lost too.
+    private var regroup: (started: Double, deadline: Double)?
+    /// Processes the launcher saw exit (pid, description), handled by the supervision loop.
+    private let exits = Mutex<[(pid: Int, description: String)]>([])
 
     public init(_ options: Options) throws {
         self.options = options
@@ -101,10 +120,20 @@ public final class Coordinator {
         external.withLock { if $0 == nil { $0 = Failure(rank: nil, host: nil, reason) } }
     }
 
-    /// Tells the coordinator that the process of `rank` has exited (the launcher sees this
-    /// first); the job fails naming that rank unless the rank had already finished.
-    public func processExited(rank: Int, host: String, description: String) {
-        external.withLock { if $0 == nil { $0 = Failure(rank: rank, host: host, description) } }
+    /// Tells the coordinator that a worker process on this host has exited (the launcher sees
+    /// this first): the job fails naming its rank unless it had already finished — or, when
+    /// elastic, goes on without it.
+    public func processExited(pid: Int, description: String) {
+        exits.withLock { $0.append((pid, description)) }
+    }
+
+    private func checkExits() throws {
+        for e in exits.withLock({ q -> [(pid: Int, description: String)] in defer { q.removeAll() }; return q }) {
+            joiners.removeAll { $0.hello.pid == e.pid && $0.hello.host == hostName() }
+            guard let m = members.first(where: { $0.hello.pid == e.pid && $0.hello.host == hostName() }), !m.done else { continue }
+            if options.minWorkers != nil && m.rank >= 0 { try lose(m.identity, e.description) }
+            else { throw Failure(rank: m.rank, host: m.hello.host, e.description) }
+        }
     }
 
     private func checkExternal() throws {
@@ -147,6 +176,7 @@ public final class Coordinator {
         }
         while members.count < n {
             try checkExternal()
+            try checkExits()
             guard monotonicSeconds() < deadline else {
                 throw Failure(rank: nil, host: nil, "only \(members.count) of \(n) workers arrived within \(Int(options.rendezvousTimeout)) s")
             }
@@ -172,14 +202,15 @@ public final class Coordinator {
                                 runID: runID, job: job, resume: options.resume,
                                                             initFrom: options.resume == nil ? options.initFrom : nil,
                                 initPartial: options.initPartial, runDir: options.runDir,
-                                ringSecret: options.curve == nil ? ringSecret : nil)), to: m.identity)
+                                ringSecret: options.curve == nil ? ringSecret : nil, elastic: options.minWorkers != nil)), to: m.identity)
             members[members.firstIndex { $0.identity == m.identity }!].lastSeen = monotonicSeconds()
         }
         log("job \(options.job.name) started: run \(String(runID, radix: 16)), \(n) ranks"
-            + (options.resume.map { ", resuming from \($0)" } ?? "") + (options.runDir.map { "; run directory \($0)" } ?? ""))
+            + (options.resume.map { ", resuming from \($0)" } ?? "") + (options.runDir.map { "; run directory \($0)" } ?? "")
+            + (options.minWorkers.map { "; elastic: goes on with \($0)–\(n) workers" } ?? ""))
     }
 
-    private func admissionProblem(_ h: ControlMessage.Hello) -> String? {
+    private func admissionProblem(_ h: ControlMessage.Hello, joining: Bool = false) -> String? {
         if h.protocolVersion != ControlMessage.version {
             return "protocol version \(h.protocolVersion), this coordinator speaks \(ControlMessage.version)"
         }
@@ -187,11 +218,14 @@ public final class Coordinator {
         if let j = h.jobHash, j != options.job.hash {
             return "job file differs from the coordinator's (hash \(j), expected \(options.job.hash))"
         }
-        if members.contains(where: { $0.hello.host == h.host && $0.hello.pid == h.pid }) {
+        if (members + joiners).contains(where: { $0.hello.host == h.host && $0.hello.pid == h.pid }) {
             return "duplicate: \(h.host) pid \(h.pid) has already joined"
         }
-        if members.contains(where: { $0.hello.endpoint == h.endpoint }) { return "duplicate ring endpoint \(h.endpoint)" }
-        if let r = h.rank {
+        if (members + joiners).contains(where: { $0.hello.endpoint == h.endpoint }) { return "duplicate ring endpoint \(h.endpoint)" }
+        if joining {
+            // A joiner's requested rank means nothing once the world has regrouped: it is given one.
+            if members.count + joiners.count >= options.workers { return "the job already has its \(options.workers) workers" }
+        } else if let r = h.rank {
             if r >= options.workers { return "rank \(r) requested, but the job has \(options.workers) workers" }
             if members.contains(where: { $0.hello.rank == r }) { return "rank \(r) is already taken" }
         }
@@ -225,21 +259,42 @@ public final class Coordinator {
         var lastStep = 0
         while true {
             try checkExternal()
+            try checkExits()
             let now = monotonicSeconds()
             if now - lastPing >= c.heartbeat {
                 for m in members { send(.ping, to: m.identity) }
                 lastPing = now
             }
             for m in members where !m.done && now - m.lastSeen > c.heartbeatTimeout {
-                throw Failure(rank: m.rank, host: m.hello.host,
-                              "no heartbeat for \(fmt(now - m.lastSeen, 1)) s (process hung, dead or unreachable)")
+                let reason = "no heartbeat for \(fmt(now - m.lastSeen, 1)) s (process hung, dead or unreachable)"
+                guard options.minWorkers != nil else { throw Failure(rank: m.rank, host: m.hello.host, reason) }
+                try lose(m.identity, reason)
             }
-            guard let (id, msg, _) = try receive(timeoutMs: Int(c.heartbeat * 250) + 1) else { continue }
+            if let r = regroup {
+                if now > r.deadline {
+                    for m in members where m.ready == nil { try lose(m.identity, "no answer to PAUSE within \(fmt(r.deadline - r.started, 0)) s") }
+                }
+                if members.allSatisfy({ $0.ready != nil }) { try formGeneration() }
+            }
+            // Short naps: a process the launcher saw exit is acted on within tens of milliseconds.
+            guard let (id, msg, key) = try receive(timeoutMs: min(Int(c.heartbeat * 250) + 1, 20)) else { continue }
+            try checkExits()
             guard let i = members.firstIndex(where: { $0.identity == id }) else {
                 if case .hello(let h) = msg {
+                    if options.minWorkers != nil, !joiners.contains(where: { $0.identity == id }) {
+                        if let reason = admissionProblem(h, joining: true) ?? keyProblem(h, key) {
+                            log("rejected late worker \(h.host) pid \(h.pid): \(reason)")
+                            send(.reject(reason: reason), to: id)
+                        } else {
+                            joiners.append(Member(identity: id, hello: h))
+                            log("worker \(h.host) pid \(h.pid) joins (ring \(h.endpoint))")
+                            if regroup == nil { startRegroup("a worker joins") }
+                        }
+                        continue
+                    }
                     log("rejected late worker \(h.host) pid \(h.pid): the job has already started")
                     send(.reject(reason: "the job has already started"), to: id)
-                } else {
+                } else if !joiners.contains(where: { $0.identity == id }) {
                     log("ignored \(msg.type) from unknown peer \(hex(id))")
                 }
                 continue
@@ -247,9 +302,11 @@ public final class Coordinator {
             members[i].lastSeen = monotonicSeconds()
             let m = members[i]
             switch msg {
-            case .heartbeat(let rank, _), .metrics(let rank, _, _, _, _), .done(let rank, _), .failed(let rank, _, _):
+            case .heartbeat(let rank, _), .metrics(let rank, _, _, _, _), .done(let rank, _), .failed(let rank, _, _, _),
+                 .ready(let rank, _, _, _):
                 guard rank == m.rank else {
-                    log("ignored \(msg.type) claiming rank \(rank) from rank \(m.rank) (\(m.hello.host))")
+                    // Across a regroup a worker's last messages still carry its old rank.
+                    if generation == 0 { log("ignored \(msg.type) claiming rank \(rank) from rank \(m.rank) (\(m.hello.host))") }
                     continue
                 }
             default: break
@@ -266,21 +323,83 @@ public final class Coordinator {
                 members[i].done = true
                 lastStep = max(lastStep, step)
                 if members.allSatisfy(\.done) {
+                    for j in joiners { send(.reject(reason: "the job has finished"), to: j.identity) }
                     log("job \(options.job.name) finished: \(lastStep) steps" + (lastMetrics.isEmpty ? "" : ", " + metricsLine(lastMetrics)))
                     if let d = options.runDir { log("run directory \(d)") }
                     return .succeeded(steps: lastStep, lastMetrics: lastMetrics)
                 }
-            case .failed(_, let peer, let message):
+            case .failed(_, let peer, let message, let recoverable):
                 // A ring error names the peer that failed; blame it rather than the messenger.
                 let culprit = peer.flatMap { p in members.first { $0.rank == p } } ?? m
-                throw Failure(rank: culprit.rank, host: culprit.hello.host,
-                              culprit.rank == m.rank ? message : "reported by rank \(m.rank): \(message)")
+                let reason = culprit.rank == m.rank ? message : "reported by rank \(m.rank): \(message)"
+                guard options.minWorkers != nil && recoverable else { throw Failure(rank: culprit.rank, host: culprit.hello.host, reason) }
+                // During a regroup the ring's errors are the pause's own echo.
+                if regroup == nil { try lose(culprit.identity, reason) }
+            case .ready(_, let g, let step, let endpoint):
+                if g == generation && regroup != nil { members[i].ready = (step, endpoint) }
             case .hello:
                 log("ignored a second HELLO from rank \(m.rank)")
             default:
                 break
             }
         }
+    }
+
+    // MARK: elasticity
+
+    /// Removes a worker from an elastic job (telling it, in case it still runs) and regroups
+    /// the rest; below `minWorkers` the job fails naming it.
+    private func lose(_ id: [UInt8], _ reason: String) throws {
+        guard let i = members.firstIndex(where: { $0.identity == id }), let minimum = options.minWorkers else { return }
+        let m = members.remove(at: i)
+        send(.abort(rank: m.rank, host: m.hello.host, message: "removed from the job: \(reason)"), to: m.identity)
+        let left = members.count
+        guard left >= minimum, !members.contains(where: \.done) else {
+            throw Failure(rank: m.rank, host: m.hello.host, reason + (left < minimum
+                ? "; \(left) worker\(left == 1 ? "" : "s") left, fewer than --min-workers \(minimum)" : ""))
+        }
+        log("rank \(m.rank) (\(m.hello.host) pid \(m.hello.pid)) lost: \(reason); going on with \(left) worker\(left == 1 ? "" : "s")")
+        if regroup == nil { startRegroup("rank \(m.rank) lost") }
+    }
+
+    private func startRegroup(_ why: String) {
+        generation += 1
+        let now = monotonicSeconds()
+        regroup = (now, now + max(10, options.job.comm.timeout))
+        for i in members.indices { members[i].ready = nil }
+        for m in members { send(.pause(generation: generation), to: m.identity) }
+        log("pausing the world for generation \(generation) (\(why))")
+    }
+
+    /// Every member has answered PAUSE: rank 0 of the new generation is a worker with the
+    /// newest state (the others may be one step behind: a step some ranks finished when the
+    /// loss cut the ring), then the rest in their old order, then the joiners.
+    private func formGeneration() throws {
+        guard let best = members.filter({ $0.ready?.step != nil }).min(by: { ($0.ready!.step!, -$0.rank) > ($1.ready!.step!, -$1.rank) }) else {
+            throw Failure(rank: nil, host: nil, "no worker holds the job's state")
+        }
+        let others = members.filter { $0.identity != best.identity }.sorted { $0.rank < $1.rank }
+        let arriving = joiners.sorted { ($0.hello.host, $0.hello.pid) < ($1.hello.host, $1.hello.pid) }
+        joiners = []
+        var world = [best] + others + arriving
+        for r in world.indices {
+            world[r].rank = r
+            if let e = world[r].ready?.endpoint { world[r].hello.endpoint = e }
+            world[r].ready = nil
+            world[r].lastSeen = monotonicSeconds()
+        }
+        members = world
+        let n = world.count, keys = world.compactMap(\.hello.publicKey)
+        for m in world {
+            send(.welcome(.init(rank: m.rank, world: n, peers: world.map(\.hello.endpoint), hosts: world.map(\.hello.host),
+                                peerKeys: keys.count == n ? keys : [], runID: runID, job: options.job.configValue,
+                                runDir: options.runDir, ringSecret: options.curve == nil ? ringSecret : nil,
+                                generation: generation, elastic: true)), to: m.identity)
+        }
+        let took = monotonicSeconds() - (regroup?.started ?? monotonicSeconds())
+        regroup = nil
+        log("generation \(generation): \(n) worker\(n == 1 ? "" : "s")" + (arriving.isEmpty ? "" : " (\(arriving.count) joined)")
+            + ", rank 0 is \(best.hello.host) pid \(best.hello.pid) at step \(best.ready?.step ?? 0) (agreed in \(fmt(took * 1000, 0)) ms)")
     }
 
     /// Appends a rank's epoch timing to the run directory's ranks.jsonl (the report's per-rank table).
@@ -326,7 +445,7 @@ public final class Coordinator {
         let who = rank.map { "rank \($0)" + (host.map { " (\($0))" } ?? "") } ?? "job"
         log("job failed: \(who): \(message)")
         for m in members where m.rank >= 0 { send(.abort(rank: rank, host: host, message: message), to: m.identity) }
-        for m in members where m.rank < 0 { send(.reject(reason: "job failed: \(message)"), to: m.identity) }
+        for m in members + joiners where m.rank < 0 { send(.reject(reason: "job failed: \(message)"), to: m.identity) }
         // Give libzmq a moment to deliver the aborts before the socket goes away.
         usleep(300_000)
         return .failed(rank: rank, host: host, message: message)

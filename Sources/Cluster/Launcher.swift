@@ -8,7 +8,8 @@ import Train
 /// `ringtrain launch`: a coordinator (in this process, loopback only) and N worker processes on
 /// this host, like `torchrun --nproc-per-node N`. Output is relayed with a `[rank r]` prefix;
 /// Ctrl-C or any failure stops every process it started. With `maxRestarts` > 0 a failed job is
-/// started again from its newest checkpoint.
+/// started again from its newest checkpoint. Elastic (`minWorkers`): a dead worker is not a
+/// failure while enough remain — the others go on from memory and a replacement joins them.
 public final class LocalLauncher {
     public var job: JobConfig
     public let workers: Int
@@ -26,6 +27,11 @@ public final class LocalLauncher {
     let controlSecret = makeRunSecret()
     /// The run directory (its checkpoints are what a restart resumes from).
     public var runDir: RunDirectory?
+    /// Elastic (`--min-workers`): survivors go on from memory while this many remain, and each
+    /// dead worker is replaced by a new process (one of `maxRestarts`) that joins them.
+    public var minWorkers: Int?
+    /// Replacements started so far (they count against `maxRestarts`).
+    private var replacements = 0
 
     public init(job: JobConfig, workers: Int, maxRestarts: Int = 0, resume: String? = nil) {
         self.job = job
@@ -49,7 +55,7 @@ public final class LocalLauncher {
                 return 0
             case .failed:
                 if interrupted.fired { return 130 }
-                guard attempt < maxRestarts else { return 1 }
+                guard attempt + replacements < maxRestarts else { return 1 }
                 attempt += 1
                 let latest = runDir.flatMap { $0.checkpointDirectory(job) }.flatMap { Checkpoint.list(in: $0).last }
                 resume = latest ?? resume
@@ -66,6 +72,7 @@ public final class LocalLauncher {
             o.initPartial = initPartial
             o.runDir = runDir?.path
             o.controlSecret = controlSecret
+            o.minWorkers = minWorkers
             coordinator = try Coordinator(o)
         } catch {
             RunLog.logger.error("[launch] cannot start the coordinator: \(error)")
@@ -73,11 +80,11 @@ public final class LocalLauncher {
         }
         let group = ProcessGroup()
         let exe = ProcessGroup.currentExecutable
+        let childEnvironment = ["OPENBLAS_NUM_THREADS": String(threadsPerWorker), "RINGTRAIN_CONTROL_SECRET": controlSecret]
         do {
             for r in 0..<workers {
                 try group.start([exe, "worker", "--coordinator", coordinator.endpoint, "--rank", String(r), "--bind", "127.0.0.1"] + workerFlags,
-                                environment: ["OPENBLAS_NUM_THREADS": String(threadsPerWorker), "RINGTRAIN_CONTROL_SECRET": controlSecret],
-                                name: "rank \(r)", prefix: "[rank \(r)] ")
+                                environment: childEnvironment, name: "rank \(r)", prefix: "[rank \(r)] ")
             }
         } catch {
             group.stopAll()
@@ -92,9 +99,18 @@ public final class LocalLauncher {
         // Watch the children and the user while the coordinator runs the job.
         while finished.wait(timeout: .now() + .milliseconds(50)) == .timedOut {
             if interrupted.fired { coordinator.requestStop("interrupted (Ctrl-C)") }
-            if let (child, code) = group.waitAny(timeout: 0), code != 0,
-               let r = group.children.firstIndex(where: { $0.pid == child.pid }) {
-                coordinator.processExited(rank: r, host: hostName(), description: "worker process exited with \(describe(code))")
+            if let (child, code) = group.waitAny(timeout: 0), code != 0 {
+                coordinator.processExited(pid: Int(child.pid), description: "worker process exited with \(describe(code))")
+                // Elastic: a replacement joins the survivors at their next step boundary.
+                if minWorkers != nil && replacements < maxRestarts && !interrupted.fired {
+                    replacements += 1
+                    let name = "worker \(workers - 1 + replacements)"
+                    RunLog.warning("[launch] \(child.name) exited with \(describe(code)); starting \(name) to take its place (\(replacements)/\(maxRestarts))")
+                    do {
+                        try group.start([exe, "worker", "--coordinator", coordinator.endpoint, "--bind", "127.0.0.1"] + workerFlags,
+                                        environment: childEnvironment, name: name, prefix: "[\(name)] ")
+                    } catch { RunLog.warning("[launch] cannot start \(name): \(error)") }
+                }
             }
         }
         // Workers leave on DONE or ABORT; anything still running after a grace period is stopped.

@@ -50,13 +50,22 @@ public enum ControlMessage: Equatable, Sendable {
         /// This run's secret: without CURVE, ring connections present it (PLAIN) and a ring
         /// input admits no other.
         public var ringSecret: String?
+        /// Elastic jobs: the world's generation, 0 at the start and one more at each regroup
+        /// (a lost or a joining worker). From generation 1 on, rank 0 broadcasts its state to
+        /// the ring (parameters, optimizer, progress and RNG) instead of anyone reading a file.
+        public var generation = 0
+        /// The job goes on without a lost worker (`--min-workers`): a ring failure is reported
+        /// as recoverable and the worker waits for PAUSE instead of ABORT.
+        public var elastic = false
         public init(rank: Int, world: Int, peers: [String], hosts: [String], peerKeys: [String] = [],
                     runID: UInt64, job: ConfigValue, resume: String? = nil, initFrom: String? = nil, initPartial: Bool = false,
-                    runDir: String? = nil, ringSecret: String? = nil) {
+                    runDir: String? = nil, ringSecret: String? = nil, generation: Int = 0, elastic: Bool = false) {
             self.rank = rank; self.world = world; self.peers = peers; self.hosts = hosts
             self.peerKeys = peerKeys; self.runID = runID; self.job = job; self.resume = resume
             self.initFrom = initFrom; self.initPartial = initPartial; self.runDir = runDir
             self.ringSecret = ringSecret
+            self.generation = generation
+            self.elastic = elastic
         }
     }
 
@@ -68,8 +77,17 @@ public enum ControlMessage: Equatable, Sendable {
     /// An epoch's evaluation (named values, e.g. val_loss, val_acc) and training speed.
     case metrics(rank: Int, epoch: Int, step: Int, values: [Metric], samplesPerSecond: Double)
     case done(rank: Int, step: Int)
-    case failed(rank: Int, peer: Int?, message: String)
+    /// `recoverable`: a ring failure (an elastic job can go on without `peer`), not an error
+    /// of the job itself (bad data, a diverged loss), which would recur in any world.
+    case failed(rank: Int, peer: Int?, message: String, recoverable: Bool = false)
     case abort(rank: Int?, host: String?, message: String)
+    /// Elastic jobs, coordinator → workers: stop at once and report (READY); the world is
+    /// about to change to `generation`.
+    case pause(generation: Int)
+    /// Worker → coordinator, answering PAUSE: the last step this worker completed and the
+    /// fresh ring input it listens on for the next generation (no step: it holds no state yet,
+    /// a worker that joined and was paused before rank 0's state reached it).
+    case ready(rank: Int, generation: Int, step: Int?, endpoint: String)
 
     public var type: String {
         switch self {
@@ -82,6 +100,8 @@ public enum ControlMessage: Equatable, Sendable {
         case .done: return "DONE"
         case .failed: return "FAILED"
         case .abort: return "ABORT"
+        case .pause: return "PAUSE"
+        case .ready: return "READY"
         }
     }
 
@@ -105,6 +125,7 @@ public enum ControlMessage: Equatable, Sendable {
             put("resume", w.resume.map { .string($0) })
             put("init_from", w.initFrom.map { .string($0) }); put("init_partial", w.initPartial ? .bool(true) : nil)
             put("run_dir", w.runDir.map { .string($0) }); put("ring_secret", w.ringSecret.map { .string($0) })
+            put("generation", w.generation > 0 ? .int(w.generation) : nil); put("elastic", w.elastic ? .bool(true) : nil)
         case .reject(let reason): put("reason", .string(reason))
         case .heartbeat(let rank, let step): put("rank", .int(rank)); put("step", .int(step))
         case .ping: break
@@ -113,10 +134,14 @@ public enum ControlMessage: Equatable, Sendable {
             put("values", .map(values.filter { $0.value.isFinite }.map { ConfigEntry(key: $0.name, value: .double($0.value)) }))
             put("samples_per_second", .double(rate))
         case .done(let rank, let step): put("rank", .int(rank)); put("step", .int(step))
-        case .failed(let rank, let peer, let message):
+        case .failed(let rank, let peer, let message, let recoverable):
             put("rank", .int(rank)); put("peer", peer.map { .int($0) }); put("message", .string(message))
+            put("recoverable", recoverable ? .bool(true) : nil)
         case .abort(let rank, let host, let message):
             put("rank", rank.map { .int($0) }); put("host", host.map { .string($0) }); put("message", .string(message))
+        case .pause(let g): put("generation", .int(g))
+        case .ready(let rank, let g, let step, let endpoint):
+            put("rank", .int(rank)); put("generation", .int(g)); put("step", step.map { .int($0) }); put("endpoint", .string(endpoint))
         }
         return Array(JSON.string(.map(fields)).utf8)
     }
@@ -167,7 +192,9 @@ public enum ControlMessage: Equatable, Sendable {
                 msg = .welcome(Welcome(rank: rank, world: world, peers: peers, hosts: hosts, peerKeys: keys,
                                        runID: run, job: job, resume: try r.optionalString("resume"),
                                        initFrom: try r.optionalString("init_from"), initPartial: try r.bool("init_partial", default: false),
-                                       runDir: try r.optionalString("run_dir"), ringSecret: try r.optionalString("ring_secret")))
+                                       runDir: try r.optionalString("run_dir"), ringSecret: try r.optionalString("ring_secret"),
+                                       generation: try r.optionalInt("generation", min: 0) ?? 0,
+                                       elastic: try r.bool("elastic", default: false)))
             case "REJECT": msg = .reject(reason: try r.requiredString("reason"))
             case "HEARTBEAT": msg = .heartbeat(rank: try r.requiredInt("rank", min: 0), step: try r.requiredInt("step", min: 0))
             case "PING": msg = .ping
@@ -181,10 +208,14 @@ public enum ControlMessage: Equatable, Sendable {
             case "DONE": msg = .done(rank: try r.requiredInt("rank", min: 0), step: try r.requiredInt("step", min: 0))
             case "FAILED":
                 msg = .failed(rank: try r.requiredInt("rank", min: 0), peer: try r.optionalInt("peer", min: 0),
-                              message: try r.requiredString("message"))
+                              message: try r.requiredString("message"), recoverable: try r.bool("recoverable", default: false))
             case "ABORT":
                 msg = .abort(rank: try r.optionalInt("rank", min: 0), host: try r.optionalString("host"),
                              message: try r.requiredString("message"))
+            case "PAUSE": msg = .pause(generation: try r.requiredInt("generation", min: 1))
+            case "READY":
+                msg = .ready(rank: try r.requiredInt("rank", min: 0), generation: try r.requiredInt("generation", min: 1),
+                             step: try r.optionalInt("step", min: 0), endpoint: try r.requiredString("endpoint"))
             default:
                 throw r.error("type", "unknown message type \"\(type)\"")
             }

@@ -62,11 +62,12 @@ public final class WorkerRuntime {
             control.start()
             do {
                 try train(job: job, welcome: welcome, listener: listener, control: control)
-                control.post(.done(rank: welcome.rank, step: control.step))
+                control.post(.done(rank: control.rank, step: control.step))
                 control.finish(timeout: 3)
                 return 0
             } catch {
-                control.post(.failed(rank: welcome.rank, peer: (error as? CommError)?.peer, message: "\(error)"))
+                me = "rank \(control.rank)"
+                control.post(.failed(rank: control.rank, peer: (error as? CommError)?.peer, message: "\(error)"))
                 // The coordinator's ABORT names the rank at fault; the control thread prints it and exits.
                 control.finish(timeout: 4)
                 report("\(me): \(error)")
@@ -116,14 +117,67 @@ public final class WorkerRuntime {
         throw TrainError("no answer from the coordinator at \(options.coordinator) within \(Int(options.rendezvousTimeout)) s")
     }
 
-    private func train(job: JobConfig, welcome: ControlMessage.Welcome, listener: RingListener, control: ControlLoop) throws {
+    /// Trains to the end of the job. In an elastic job a ring failure (or the coordinator's
+    /// PAUSE) does not end the process: the worker reports its last completed step and a fresh
+    /// ring input (READY), and when the coordinator WELCOMEs the next generation it forms the
+    /// new ring, where rank 0 broadcasts its state — the same restore as a resumed checkpoint,
+    /// so the run goes on exactly as one resumed at that step in the new world.
+    private func train(job: JobConfig, welcome first: ControlMessage.Welcome, listener: RingListener, control: ControlLoop) throws {
         let data = try JobData.load(job)
+        var welcome = first, listener = listener
+        // The trainer whose state is this process's progress (the last one restored or trained),
+        // and what rank 0 of a regrouped world hands the others.
+        var held: Trainer?
+        var state: [UInt8]?
+        var recorder: RunRecorder?
+        while true {
+            do {
+                try trainGeneration(job: job, data: data, welcome: welcome, listener: listener, control: control,
+                                    state: state, held: &held, recorder: &recorder)
+                return
+            } catch where welcome.elastic && (error is CommError || control.pausedGeneration > welcome.generation) {
+                let rank = welcome.rank
+                if control.pausedGeneration <= welcome.generation {
+                    control.post(.failed(rank: rank, peer: (error as? CommError)?.peer, message: "\(error)", recoverable: true))
+                    RunLog.debug("rank \(rank): \(error); waiting for the coordinator to regroup", rank: rank)
+                }
+                // Paused again before the next generation formed (another worker lost meanwhile): answer that one.
+                var after = welcome.generation
+                var next: RingListener, w: ControlMessage.Welcome
+                while true {
+                    let g = try control.awaitPause(after: after, timeout: job.comm.heartbeatTimeout + job.comm.timeout)
+                    next = try RingListener(bind: "tcp://\(options.bind):*", curve: options.curve, plain: options.curve == nil)
+                    control.post(.ready(rank: rank, generation: g, step: held?.state.globalStep, endpoint: next.endpoint))
+                    if let welcome = try control.awaitWelcome(generation: g, timeout: job.comm.heartbeatTimeout + job.comm.timeout) {
+                        w = welcome
+                        break
+                    }
+                    after = g
+                }
+                next.authorize(w.peerKeys)
+                if let s = w.ringSecret { next.authorize(secret: s) }
+                next.onRefused = listener.onRefused
+                state = w.rank == 0 ? held?.snapshot() : nil
+                welcome = w
+                listener = next
+                control.rank = w.rank
+            }
+        }
+    }
+
+    /// One generation of the world (the whole job when nothing fails).
+    private func trainGeneration(job: JobConfig, data: JobData, welcome: ControlMessage.Welcome, listener: RingListener,
+                                 control: ControlLoop, state: [UInt8]?, held: inout Trainer?, recorder: inout RunRecorder?) throws {
         var ring = RingCommunicator.Options(timeout: job.comm.timeout, connectTimeout: max(job.comm.timeout, 30),
                                             sharedMemory: job.comm.transport != .tcp, sharedBuffers: job.comm.transport == .auto,
                                             compression: job.comm.compression == .bf16 ? .bf16 : .none)
         ring.secret = welcome.ringSecret
-        let comm = try RingCommunicator(listener: listener, rank: welcome.rank, peers: welcome.peers, runID: welcome.runID,
+        // Each generation's frames carry its own id: a late frame of the last ring is refused.
+        let ringID = welcome.runID &+ UInt64(welcome.generation) &* 0x9E37_79B9_7F4A_7C15
+        let comm = try RingCommunicator(listener: listener, rank: welcome.rank, peers: welcome.peers, runID: ringID,
                                         options: ring, peerKeys: welcome.peerKeys)
+        control.canceller = comm.canceller
+        if control.pausedGeneration > welcome.generation { comm.cancel() }   // paused while the ring formed
         let trainer = try Trainer(job: job, data: data, comm: comm)
         let t = comm.transport
         // Rank 0's set-up is progress; the others' is detail (printed with --verbose).
@@ -131,8 +185,15 @@ public final class WorkerRuntime {
         setup("ring of \(welcome.world): rank \(welcome.rank) on \(welcome.hosts[welcome.rank]), edges in \(t.input) / out \(t.output)"
                     + (comm.isHierarchical ? ", gradients all-reduced in place per host, then across hosts"
                        : comm.sharesBuffers ? ", gradients all-reduced in place in shared memory" : "")
-                    + (options.curve != nil ? ", CURVE encryption on" : ""))
-        if let path = welcome.resume {
+                    + (options.curve != nil ? ", CURVE encryption on" : "")
+                    + (welcome.generation > 0 ? " (generation \(welcome.generation))" : ""))
+        if welcome.generation > 0 {
+            let c = try Checkpoint.share(state.map { .success($0) }, source: "rank 0's state (generation \(welcome.generation))", comm: comm)
+            try trainer.restore(c)
+            setup("elastic: generation \(welcome.generation), \(welcome.world) worker\(welcome.world == 1 ? "" : "s"), "
+                  + "going on from memory at step \(trainer.state.globalStep) (epoch \(trainer.state.epoch + 1)), "
+                  + "lr \(fmt(trainer.learningRate(step: trainer.state.globalStep), 5))")
+        } else if let path = welcome.resume {
             try trainer.restore(try Checkpoint.loadShared(path, comm: comm))
             trainer.log("resumed from \(path) at epoch \(trainer.state.epoch + 1), step \(trainer.state.globalStep)")
         } else if let path = welcome.initFrom {
@@ -140,26 +201,49 @@ public final class WorkerRuntime {
             trainer.log("initialised weights from \(path)" + (welcome.initPartial
                 ? "; new: \(r.fresh.isEmpty ? "none" : r.fresh.joined(separator: ", ")); not used: \(r.unused.isEmpty ? "none" : r.unused.joined(separator: ", "))" : ""))
         }
-        trainer.onStep = { state, _ in control.step = state.globalStep }
+        held = trainer
+        let rank = welcome.rank, generation = welcome.generation
+        var firstStep = generation > 0
+        trainer.onStep = { [unowned trainer] state, _ in
+            control.step = state.globalStep
+            if firstStep {
+                firstStep = false
+                trainer.log("elastic: step \(state.globalStep) done with \(welcome.world) worker\(welcome.world == 1 ? "" : "s") (generation \(generation))")
+            }
+        }
+        let fault = Self.injectedFault
+        trainer.beforeStep = { [unowned trainer] in
+            if generation == 0, let f = fault, f.rank == rank, f.step == trainer.state.globalStep { raise(SIGKILL) }
+            if control.pausedGeneration > generation { throw CommError(.cancelled, rank: rank, peer: nil, "paused by the coordinator") }
+        }
         // Every rank reports its timing each epoch (the run's per-rank table); rank 0 also the evaluation.
         trainer.onEpoch = { [unowned trainer] state, ev, rate in
             let timing = trainer.lastEpochTiming.map(Self.values) ?? []
-            control.post(.metrics(rank: welcome.rank, epoch: state.epoch, step: state.globalStep,
-                                  values: (welcome.rank == 0 ? ev.map(Self.values) ?? [] : []) + timing, samplesPerSecond: rate))
+            control.post(.metrics(rank: rank, epoch: state.epoch, step: state.globalStep,
+                                  values: (rank == 0 ? ev.map(Self.values) ?? [] : []) + timing, samplesPerSecond: rate))
         }
         // Rank 0 records the run (on its host, at the path the coordinator chose).
         var checkpointDir: String?
-        if welcome.rank == 0, let path = welcome.runDir {
+        if rank == 0, let path = welcome.runDir {
             let run = RunDirectory(path: path)
-            trainer.attach(try RunRecorder(run: run, job: job))
+            if recorder == nil { recorder = try RunRecorder(run: run, job: job) }
+            trainer.attach(recorder!)
             checkpointDir = run.checkpointDirectory(job)
         }
         let summary = try trainer.run(checkpointDir: checkpointDir)
         // The held-out test split, evaluated once at the end (epochs were evaluated on validation).
-        if welcome.rank == 0, let t = summary.test {
+        if rank == 0, let t = summary.test {
             control.post(.metrics(rank: 0, epoch: summary.state.epoch, step: summary.state.globalStep, values: Self.values(t),
                                   samplesPerSecond: summary.samplesPerSecond))
         }
+    }
+
+    /// `RINGTRAIN_TEST_KILL=RANK:STEP`: the worker that is rank RANK at the start kills itself
+    /// (SIGKILL) just before step STEP — a fault at an exact step, for the elastic tests.
+    static var injectedFault: (rank: Int, step: Int)? {
+        guard let e = getenv("RINGTRAIN_TEST_KILL") else { return nil }
+        let parts = String(cString: e).split(separator: ":").compactMap { Int($0) }
+        return parts.count == 2 ? (parts[0], parts[1]) : nil
     }
 }
 
@@ -179,17 +263,22 @@ extension WorkerRuntime {
 /// The worker's control thread: it alone uses the DEALER socket once training starts.
 final class ControlLoop: @unchecked Sendable {
     private let dealer: ZSocket
-    private let rank: Int
+    private let rankValue: Atomic<Int>
     private let comm: JobConfig.Comm
     private let coordinator: String
     private let outbox = Mutex<[ControlMessage]>([])
     private let stepValue = Atomic<Int>(0)
     private let stopping = Atomic<Bool>(false)
     private let stopped = Atomic<Bool>(false)
+    /// Elastic jobs: the newest generation the coordinator has paused the world for (0: none),
+    /// the ring to cancel when it does, and the WELCOME of the generation that follows.
+    private let paused = Atomic<Int>(0)
+    private let cancelRing = Mutex<(@Sendable () -> Void)?>(nil)
+    private let welcomes = Mutex<[ControlMessage.Welcome]>([])
 
     init(_ dealer: ZSocket, rank: Int, comm: JobConfig.Comm, coordinator: String) {
         self.dealer = dealer
-        self.rank = rank
+        rankValue = Atomic(rank)
         self.comm = comm
         self.coordinator = coordinator
     }
@@ -199,7 +288,46 @@ final class ControlLoop: @unchecked Sendable {
         set { stepValue.store(newValue, ordering: .relaxed) }
     }
 
+    /// This worker's rank in the current generation (heartbeats carry it).
+    var rank: Int {
+        get { rankValue.load(ordering: .relaxed) }
+        set { rankValue.store(newValue, ordering: .relaxed) }
+    }
+
     func post(_ m: ControlMessage) { outbox.withLock { $0.append(m) } }
+
+    var pausedGeneration: Int { paused.load(ordering: .acquiring) }
+
+    /// Cancels the current ring when a PAUSE arrives (set by the training thread per generation).
+    var canceller: (@Sendable () -> Void)? {
+        get { cancelRing.withLock { $0 } }
+        set { cancelRing.withLock { $0 = newValue } }
+    }
+
+    /// Blocks until the coordinator pauses the world past `generation`; returns the new one.
+    /// A coordinator that never does (the job is failing) ends the process with ABORT first.
+    func awaitPause(after generation: Int, timeout: Double) throws -> Int {
+        let deadline = monotonicSeconds() + timeout
+        while pausedGeneration <= generation {
+            guard monotonicSeconds() < deadline else { throw TrainError("the coordinator did not regroup within \(fmt(timeout, 0)) s") }
+            usleep(5_000)
+        }
+        return pausedGeneration
+    }
+
+    /// Blocks until the coordinator's WELCOME to `generation` arrives; nil if the world is
+    /// paused again first (answer that pause).
+    func awaitWelcome(generation: Int, timeout: Double) throws -> ControlMessage.Welcome? {
+        let deadline = monotonicSeconds() + timeout
+        while true {
+            if let w = welcomes.withLock({ q in q.firstIndex { $0.generation == generation }.map { q.remove(at: $0) } }) { return w }
+            if pausedGeneration > generation { return nil }
+            guard monotonicSeconds() < deadline else {
+                throw TrainError("the coordinator did not form generation \(generation) within \(fmt(timeout, 0)) s")
+            }
+            usleep(5_000)
+        }
+    }
 
     func start() { Threads.detach { [self] in loop() } }
 
@@ -256,6 +384,13 @@ final class ControlLoop: @unchecked Sendable {
             exitNow("rank \(rank): job aborted by the coordinator: \(who) failed: \(message)")
         case .reject(let reason):
             exitNow("rank \(rank): rejected by the coordinator: \(reason)")
+        case .pause(let g):
+            if g > paused.load(ordering: .relaxed) {
+                paused.store(g, ordering: .releasing)
+                canceller?()
+            }
+        case .welcome(let w) where w.generation > 0:
+            welcomes.withLock { $0.append(w) }
         default: break
         }
     }

@@ -10,13 +10,17 @@ struct LaunchCommand: ParsableCommand {
         commandName: "launch",
         abstract: "Train with a coordinator and N worker processes on this host (like torchrun --nproc-per-node).",
         discussion: "Binds loopback only. Each worker gets cores/N BLAS threads; output lines carry a [rank r] prefix. "
-            + "Ctrl-C or a failure stops every process; --max-restarts restarts the job from its newest checkpoint.")
+            + "Ctrl-C or a failure stops every process; --max-restarts restarts the job from its newest checkpoint. "
+            + "With --min-workers the job is elastic: when a worker dies the others go on from memory (no step lost) "
+            + "and a replacement process joins them at the next step boundary (each replacement uses one of --max-restarts).")
 
     @OptionGroup var options: JobOptions
     @OptionGroup var logging: LogOptions
     @Option(help: "Worker processes.") var workers = 2
     @Option(help: "Restart the whole job from the newest checkpoint up to this many times after a failure.")
     var maxRestarts = 0
+    @Option(help: "Elastic: go on without a dead worker while at least this many remain (1 to --workers).")
+    var minWorkers: Int?
     @Option(help: ArgumentHelp("Resume from a checkpoint, a run directory or 'last' (any world size).", valueName: "ckpt|run-dir|last"))
     var resume: String?
     @Option(name: .long, help: "Start a fresh run from the weights in this safetensors file.") var initFrom: String?
@@ -27,6 +31,7 @@ struct LaunchCommand: ParsableCommand {
     func validate() throws {
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
         guard maxRestarts >= 0 else { throw ValidationError("--max-restarts must be 0 or more") }
+        try checkMinWorkers(minWorkers, workers: workers)
         if resume != nil && initFrom != nil { throw ValidationError("use either --resume or --init-from, not both") }
         if initPartial && initFrom == nil { throw ValidationError("--init-partial needs --init-from") }
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1, got \(t)") }
@@ -49,6 +54,7 @@ struct LaunchCommand: ParsableCommand {
         launcher.initFrom = weights
         launcher.initPartial = initPartial
         launcher.threads = threads
+        launcher.minWorkers = minWorkers
         let code = launcher.run()
         RunLog.info("[launch] run directory \(run.path)")
         if code != 0 { throw ExitCode(code) }
@@ -64,6 +70,8 @@ struct CoordinatorCommand: ParsableCommand {
     @OptionGroup var logging: LogOptions
     @Option(help: "Endpoint to listen on, e.g. tcp://0.0.0.0:29500.") var listen = "tcp://0.0.0.0:29500"
     @Option(help: "Number of workers to wait for.") var workers: Int
+    @Option(help: ArgumentHelp("Elastic: go on without lost workers while at least this many remain, and admit workers that arrive later (ringtrain worker --coordinator …) up to --workers."))
+    var minWorkers: Int?
     @Option(help: ArgumentHelp("Resume every worker from a checkpoint, a run directory or 'last' (read by rank 0).", valueName: "ckpt|run-dir|last"))
     var resume: String?
     @Option(name: .long, help: "Every worker starts a fresh run from the weights in this file (a path each worker can read).")
@@ -75,6 +83,7 @@ struct CoordinatorCommand: ParsableCommand {
 
     func validate() throws {
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
+        try checkMinWorkers(minWorkers, workers: workers)
         if resume != nil && initFrom != nil { throw ValidationError("use either --resume or --init-from, not both") }
         if initPartial && initFrom == nil { throw ValidationError("--init-partial needs --init-from") }
         if security.curveKey != nil && security.authorizedKeys.isEmpty {
@@ -93,6 +102,7 @@ struct CoordinatorCommand: ParsableCommand {
         o.initFrom = try wrapErrors { try initFrom.map(checkpointPath) }
         o.initPartial = initPartial
         o.rendezvousTimeout = rendezvousTimeout
+        o.minWorkers = minWorkers
         if let k = security.curveKey {
             o.curve = try wrapErrors { try KeyFiles.loadPair(k) }
             o.authorizedKeys = try wrapErrors { try KeyFiles.loadAuthorized(security.authorizedKeys) }
@@ -208,6 +218,12 @@ struct KeygenCommand: ParsableCommand {
 }
 
 /// CURVE flags shared by the coordinator and worker commands.
+func checkMinWorkers(_ m: Int?, workers: Int) throws {
+    if let m, !(1...workers).contains(m) {
+        throw ValidationError("--min-workers must be between 1 and --workers (\(workers)), got \(m)")
+    }
+}
+
 struct SecurityOptions: ParsableArguments {
     @Option(help: "CURVE key pair of this process (a .key file from ringtrain keygen); turns encryption on.")
     var curveKey: String?

@@ -105,6 +105,10 @@ func coordinatorAdmitsChecksAndSupervises() throws {
         .reject(reason: "no"), .heartbeat(rank: 1, step: 9), .ping,
         .metrics(rank: 0, epoch: 2, step: 20, values: [Metric("val_loss", 0.5), Metric("val_acc", 0.9)], samplesPerSecond: 1000),
         .done(rank: 1, step: 20), .failed(rank: 1, peer: 2, message: "lost"), .abort(rank: nil, host: nil, message: "stop"),
+        .failed(rank: 0, peer: 1, message: "peer lost", recoverable: true), .pause(generation: 3),
+        .ready(rank: 1, generation: 3, step: 41, endpoint: "tcp://127.0.0.1:5"), .ready(rank: 2, generation: 3, step: nil, endpoint: "e"),
+        .welcome(.init(rank: 1, world: 2, peers: ["a", "b"], hosts: ["x", "y"], runID: 0xABE, job: JobConfig().configValue,
+                       generation: 3, elastic: true)),
     ]
     for m in msgs { #expect(try ControlMessage.decode(m.encode(), from: "t") == m) }
     func err(_ s: String) -> String {
@@ -115,6 +119,8 @@ func coordinatorAdmitsChecksAndSupervises() throws {
     #expect(err(#"{"type":"HEARTBEAT","v":1,"rank":-1,"step":0}"#).contains("rank: expected an integer ≥ 0"))
     #expect(err(#"{"type":"DONE","v":1,"rank":0}"#).contains("step: required integer is missing"))
     #expect(err(#"{"type":"PING","v":1,"extra":true}"#).contains("extra: unknown key"))
+    #expect(err(#"{"type":"PAUSE","v":1,"generation":0}"#).contains("generation: expected an integer ≥ 1"))
+    #expect(err(#"{"type":"READY","v":1,"rank":0,"generation":2,"step":3}"#).contains("endpoint: required string is missing"))
     #expect(err(#"{"type":"WELCOME","v":1,"rank":3,"world":2,"run_id":"1","job":{}}"#).contains("rank: expected an integer ≤ 1"))
     #expect(err(#"{"type":"METRICS","v":1,"rank":0,"epoch":1,"step":1,"values":{"val_acc":"high"},"samples_per_second":1}"#)
         .contains("values.val_acc: expected a number"))

@@ -42,9 +42,9 @@ final class EmulatedLAN {
     let endpoint = "tcp://198.18.0.10:29500"
 
     /// The coordinator on host 0 (CURVE on, the workers' keys authorized), waiting for `workers`.
-    func startCoordinator(job: String, workers: Int) throws -> Started {
+    func startCoordinator(job: String, workers: Int, extra: [String] = []) throws -> Started {
         let c = try Started(onHost(0, [Fixtures.ringtrain, "coordinator", "--listen", endpoint, "--workers", String(workers), job,
-                                       "--curve-key", "\(keys)/coordinator.key", "--authorized-keys", "\(keys)/authorized"]))
+                                       "--curve-key", "\(keys)/coordinator.key", "--authorized-keys", "\(keys)/authorized"] + extra))
         #expect(c.waitFor("waiting for \(workers) workers", timeout: 30), "\(c.text)")
         return c
     }

@@ -7,17 +7,18 @@ import Train
 
 /// A job of three workers on emulated hosts 1–3 (coordinator on host 0); `impair` runs once the
 /// ring has formed (on the emulated LAN). Returns the coordinator's and the workers' output.
-private func lanJob(_ tag: String, comm: String, impair: ((EmulatedLAN) -> Void)? = nil)
+private func lanJob(_ tag: String, comm: String, epochs: Int = 2, coordinatorFlags: [String] = [],
+                    impair: ((EmulatedLAN) -> Void)? = nil, afterwards: ((EmulatedLAN, [Started]) throws -> [Started])? = nil)
     throws -> (coordinator: Started, workers: [Started], codes: [Int32?]) {
     let dir = Fixtures.tempDirectory(tag)
     // 2,048 samples in global batches of 48: 42 steps an epoch, so faults land mid-training.
-    let job = try writeJob(dir, epochs: 2, batch: 16, samples: 2048)
+    let job = try writeJob(dir, epochs: epochs, batch: 16, samples: 2048)
     let text = try FileIO.readText(job)
     try FileIO.writeAtomically(job, bytes: Array(text.replacingOccurrences(of: "comm: {heartbeat: 0.5, heartbeat_timeout: 3, timeout: 5}",
                                                                             with: "comm: \(comm)").utf8))
     let net = try EmulatedLAN(hosts: 4, tag: tag, dir: dir, workers: ["w1", "w2", "w3"])
-    let coordinator = try net.startCoordinator(job: job, workers: 3)
-    let workers = try (1...3).map { try net.startWorker(onHost: $0, key: "w\($0)") }
+    let coordinator = try net.startCoordinator(job: job, workers: 3, extra: coordinatorFlags)
+    var workers = try (1...3).map { try net.startWorker(onHost: $0, key: "w\($0)") }
     try #require(coordinator.waitFor("job cluster-test started", timeout: 120), "\(coordinator.text)")
     if let impair {
         // Once rank 0 reports its eighth step, whichever host it is on.
@@ -25,6 +26,8 @@ private func lanJob(_ tag: String, comm: String, impair: ((EmulatedLAN) -> Void)
         while !workers.contains(where: { $0.text.contains(" step 8/") }) && monotonicSeconds() < until { usleep(20_000) }
         impair(net)
     }
+    // Workers started later are waited for too (they are last in the list).
+    workers += try afterwards?(net, workers) ?? []
     let codes = workers.map { $0.wait(timeout: 300) }
     _ = coordinator.wait(timeout: 30)
     withExtendedLifetime(net) {}
@@ -97,4 +100,26 @@ func aLinkDownBrieflyIsSurvivedAndForGoodIsNamed() throws {
     #expect(c.contains("job failed: rank \(r)"), "\(c)")
     for w in lost.workers.prefix(2) { #expect(w.text.contains("rank \(r)"), "\(w.text)") }
     #expect(took < 8 + 20, "took \(took) s")
+}
+
+/// Elastic over the LAN (--min-workers 2): a host whose link goes down for good is left
+/// behind once its heartbeats stop, the other two go on from memory, and a worker started
+/// later on that host (link up again) joins them: the job ends in a world of three.
+@Test(.enabled(if: netnsAvailable, "needs root and `ip netns` (cluster/netns/lan check failed)"), .timeLimit(.minutes(15)))
+func aLostHostIsLeftBehindAndAWorkerStartedLaterJoins() throws {
+    let comm = "{heartbeat: 0.5, heartbeat_timeout: 4, timeout: 30}"
+    let run = try lanJob("nle", comm: comm, epochs: 12, coordinatorFlags: ["--min-workers", "2"],
+                         impair: { net in #expect(net.run(["link", "3", "down"]).status == 0) },
+                         afterwards: { net, workers in
+        // The cut-off worker gives up on its silent coordinator; then host 3 comes back with a new worker.
+        #expect(workers[2].wait(timeout: 60).map { $0 != 0 } == true, "\(workers[2].text)")
+        #expect(net.run(["link", "3", "up"]).status == 0)
+        return [try net.startWorker(onHost: 3, key: "w3")]
+    })
+    let c = run.coordinator.text
+    #expect(run.codes[0] == 0 && run.codes[1] == 0 && run.codes[3] == 0, "\(c)\n\(run.workers[3].text)")
+    #expect(c.contains("lost: no heartbeat") && c.contains("going on with 2 workers"), "\(c)")
+    // The newcomer joins the regroup under way or the next one: the job ends in a world of three.
+    #expect(c.contains(" joins (ring ") && c.contains(" 3 workers (1 joined)"), "\(c)")
+    #expect(c.contains("finished:"), "\(c)")
 }

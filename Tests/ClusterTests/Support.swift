@@ -40,11 +40,11 @@ final class Started: @unchecked Sendable {
     private let lines = Lines()
     let pid: pid_t
 
-    init(_ argv: [String]) throws {
+    init(_ argv: [String], environment: [String: String] = [:]) throws {
         Fixtures.useTemporaryRunsRoot()
         let lines = self.lines
         group.output = { lines.append($0) }
-        pid = try group.start(argv, name: "test", prefix: "").pid
+        pid = try group.start(argv, environment: environment, name: "test", prefix: "").pid
     }
 
     var output: [String] { lines.all }

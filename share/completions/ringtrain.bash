@@ -233,7 +233,7 @@ _ringtrain_launch() {
     repeating_flags=()
     non_repeating_flags=(--quiet -q --verbose -v --init-partial -h --help)
     repeating_options=(--set)
-    non_repeating_options=(--data --epochs --batch-size --lr --seed --checkpoint-dir --run-dir --workers --max-restarts --resume --init-from --threads)
+    non_repeating_options=(--data --epochs --batch-size --lr --seed --checkpoint-dir --run-dir --workers --max-restarts --min-workers --resume --init-from --threads)
     __ringtrain_offer_flags_options 1
 
     # Offer option value completions
@@ -268,6 +268,9 @@ _ringtrain_launch() {
     '--max-restarts')
         return
         ;;
+    '--min-workers')
+        return
+        ;;
     '--resume')
         return
         ;;
@@ -284,7 +287,7 @@ _ringtrain_coordinator() {
     repeating_flags=()
     non_repeating_flags=(--quiet -q --verbose -v --init-partial -h --help)
     repeating_options=(--set --authorized-keys)
-    non_repeating_options=(--data --epochs --batch-size --lr --seed --checkpoint-dir --run-dir --listen --workers --resume --init-from --rendezvous-timeout --curve-key --coordinator-key)
+    non_repeating_options=(--data --epochs --batch-size --lr --seed --checkpoint-dir --run-dir --listen --workers --min-workers --resume --init-from --rendezvous-timeout --curve-key --coordinator-key)
     __ringtrain_offer_flags_options 1
 
     # Offer option value completions
@@ -317,6 +320,9 @@ _ringtrain_coordinator() {
         return
         ;;
     '--workers')
+        return
+        ;;
+    '--min-workers')
         return
         ;;
     '--resume')
