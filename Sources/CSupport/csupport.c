@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "csupport.h"
+#include <malloc.h>
 #include <sys/prctl.h>
 
 int ringtrain_set_parent_death_signal(int sig) {
@@ -30,3 +31,5 @@ int ringtrain_process_alive(int pid) {
 #include <unistd.h>
 
 int ringtrain_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC) == 0 ? 0 : errno; }
+
+void ringtrain_release_free_memory(void) { malloc_trim(0); }

@@ -1,3 +1,4 @@
+import CSupport
 import CZMQ
 import Comm
 import Config
@@ -200,6 +201,12 @@ public final class WorkerRuntime {
             let r = try trainer.initialize(fromWeights: path, partial: welcome.initPartial)
             trainer.log("initialised weights from \(path)" + (welcome.initPartial
                 ? "; new: \(r.fresh.isEmpty ? "none" : r.fresh.joined(separator: ", ")); not used: \(r.unused.isEmpty ? "none" : r.unused.joined(separator: ", "))" : ""))
+        }
+        if welcome.generation > 0 {
+            // The last generation's ring and trainer are freed here: give the heap back, so a
+            // long elastic job's footprint stays flat however often it regroups.
+            held = nil
+            ringtrain_release_free_memory()
         }
         held = trainer
         let rank = welcome.rank, generation = welcome.generation

@@ -12,6 +12,9 @@ int ringtrain_process_alive(int pid);
 /// pipe2(fds, O_CLOEXEC): a pipe no concurrently spawned child inherits. Returns 0 or errno.
 int ringtrain_pipe_cloexec(int fds[2]);
 
+/// malloc_trim(0): returns the heap's free memory to the system (after a large structure is freed).
+void ringtrain_release_free_memory(void);
+
 
 #include <stddef.h>
 #include <stdint.h>
