@@ -262,8 +262,13 @@ public final class Coordinator {
             try checkExits()
             let now = monotonicSeconds()
             if now - lastPing >= c.heartbeat {
-                for m in members { send(.ping, to: m.identity) }
+                for m in members + joiners { send(.ping, to: m.identity) }
                 lastPing = now
+            }
+            for j in joiners where now - j.lastSeen > c.heartbeatTimeout + 60 {
+                log("worker \(j.hello.host) pid \(j.hello.pid) did not get ready to join: dropped")
+                send(.reject(reason: "not ready to join within \(fmt(c.heartbeatTimeout + 60, 0)) s"), to: j.identity)
+                joiners.removeAll { $0.identity == j.identity }
             }
             for m in members where !m.done && now - m.lastSeen > c.heartbeatTimeout {
                 let reason = "no heartbeat for \(fmt(now - m.lastSeen, 1)) s (process hung, dead or unreachable)"
@@ -280,21 +285,31 @@ public final class Coordinator {
             guard let (id, msg, key) = try receive(timeoutMs: min(Int(c.heartbeat * 250) + 1, 20)) else { continue }
             try checkExits()
             guard let i = members.firstIndex(where: { $0.identity == id }) else {
+                if let j = joiners.firstIndex(where: { $0.identity == id }) {
+                    // A joiner: heartbeats while it loads the data, then READY.
+                    joiners[j].lastSeen = monotonicSeconds()
+                    if case .ready(_, 0, _, let endpoint) = msg, joiners[j].ready == nil {
+                        joiners[j].ready = (nil, endpoint)
+                        log("worker \(joiners[j].hello.host) pid \(joiners[j].hello.pid) joins (ring \(endpoint))")
+                        if regroup == nil { startRegroup("a worker joins") }
+                    }
+                    continue
+                }
                 if case .hello(let h) = msg {
-                    if options.minWorkers != nil, !joiners.contains(where: { $0.identity == id }) {
+                    if options.minWorkers != nil {
                         if let reason = admissionProblem(h, joining: true) ?? keyProblem(h, key) {
                             log("rejected late worker \(h.host) pid \(h.pid): \(reason)")
                             send(.reject(reason: reason), to: id)
                         } else {
                             joiners.append(Member(identity: id, hello: h))
-                            log("worker \(h.host) pid \(h.pid) joins (ring \(h.endpoint))")
-                            if regroup == nil { startRegroup("a worker joins") }
+                            log("admitted worker \(h.host) pid \(h.pid): it joins once it has loaded the data")
+                            send(.standby(job: options.job.configValue), to: id)
                         }
                         continue
                     }
                     log("rejected late worker \(h.host) pid \(h.pid): the job has already started")
                     send(.reject(reason: "the job has already started"), to: id)
-                } else if !joiners.contains(where: { $0.identity == id }) {
+                } else {
                     log("ignored \(msg.type) from unknown peer \(hex(id))")
                 }
                 continue
@@ -379,8 +394,8 @@ public final class Coordinator {
             throw Failure(rank: nil, host: nil, "no worker holds the job's state")
         }
         let others = members.filter { $0.identity != best.identity }.sorted { $0.rank < $1.rank }
-        let arriving = joiners.sorted { ($0.hello.host, $0.hello.pid) < ($1.hello.host, $1.hello.pid) }
-        joiners = []
+        let arriving = joiners.filter { $0.ready != nil }.sorted { ($0.hello.host, $0.hello.pid) < ($1.hello.host, $1.hello.pid) }
+        joiners.removeAll { $0.ready != nil }
         var world = [best] + others + arriving
         for r in world.indices {
             world[r].rank = r

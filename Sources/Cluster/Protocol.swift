@@ -84,7 +84,10 @@ public enum ControlMessage: Equatable, Sendable {
     /// Elastic jobs, coordinator → workers: stop at once and report (READY); the world is
     /// about to change to `generation`.
     case pause(generation: Int)
-    /// Worker → coordinator, answering PAUSE: the last step this worker completed and the
+    /// Elastic jobs, coordinator → a worker arriving during the run: admitted; load the job's
+    /// data and answer READY (generation 0), then wait for the WELCOME of the generation it joins.
+    case standby(job: ConfigValue)
+    /// Worker → coordinator, answering PAUSE (or STANDBY, with generation 0): the last step this worker completed and the
     /// fresh ring input it listens on for the next generation (no step: it holds no state yet,
     /// a worker that joined and was paused before rank 0's state reached it).
     case ready(rank: Int, generation: Int, step: Int?, endpoint: String)
@@ -102,6 +105,7 @@ public enum ControlMessage: Equatable, Sendable {
         case .abort: return "ABORT"
         case .pause: return "PAUSE"
         case .ready: return "READY"
+        case .standby: return "STANDBY"
         }
     }
 
@@ -140,6 +144,7 @@ public enum ControlMessage: Equatable, Sendable {
         case .abort(let rank, let host, let message):
             put("rank", rank.map { .int($0) }); put("host", host.map { .string($0) }); put("message", .string(message))
         case .pause(let g): put("generation", .int(g))
+        case .standby(let job): put("job", job)
         case .ready(let rank, let g, let step, let endpoint):
             put("rank", .int(rank)); put("generation", .int(g)); put("step", step.map { .int($0) }); put("endpoint", .string(endpoint))
         }
@@ -213,8 +218,11 @@ public enum ControlMessage: Equatable, Sendable {
                 msg = .abort(rank: try r.optionalInt("rank", min: 0), host: try r.optionalString("host"),
                              message: try r.requiredString("message"))
             case "PAUSE": msg = .pause(generation: try r.requiredInt("generation", min: 1))
+            case "STANDBY":
+                guard let job = r.value("job"), case .map = job else { throw r.error("job", "required object is missing") }
+                msg = .standby(job: job)
             case "READY":
-                msg = .ready(rank: try r.requiredInt("rank", min: 0), generation: try r.requiredInt("generation", min: 1),
+                msg = .ready(rank: try r.requiredInt("rank", min: 0), generation: try r.requiredInt("generation", min: 0),
                              step: try r.optionalInt("step", min: 0), endpoint: try r.requiredString("endpoint"))
             default:
                 throw r.error("type", "unknown message type \"\(type)\"")

@@ -50,16 +50,15 @@ public final class WorkerRuntime {
                                              build: BuildInfo.id, jobHash: options.jobHash, rank: options.rank,
                                              publicKey: options.curve?.publicKey)
             try dealer.send(ControlMessage.hello(hello).encode())
-            let welcome = try awaitWelcome(dealer, handshake)
-            listener.authorize(welcome.peerKeys)
-            if let s = welcome.ringSecret { listener.authorize(secret: s) }
-            let rankName = "rank \(welcome.rank)"
+            // A WELCOME, or (joining an elastic job under way) STANDBY with the job alone.
+            let (welcome, jobValue) = try awaitWelcome(dealer, handshake)
+            if let welcome { Self.authorize(listener, welcome) }
             listener.onRefused = { address, presented in
-                report("\(rankName): refused ring connections from \(address): \(presented) is not this run's (logged once per address)")
+                report("worker pid \(getpid()): refused ring connections from \(address): \(presented) is not this run's (logged once per address)")
             }
-            me = rankName
-            let job = try JobConfig(welcome.job, source: "job from coordinator \(options.coordinator)")
-            let control = ControlLoop(dealer, rank: welcome.rank, comm: job.comm, coordinator: options.coordinator)
+            me = welcome.map { "rank \($0.rank)" } ?? "worker"
+            let job = try JobConfig(jobValue, source: "job from coordinator \(options.coordinator)")
+            let control = ControlLoop(dealer, rank: welcome?.rank ?? 0, comm: job.comm, coordinator: options.coordinator)
             control.start()
             do {
                 try train(job: job, welcome: welcome, listener: listener, control: control)
@@ -85,7 +84,13 @@ public final class WorkerRuntime {
 
     struct Rejected: Error { let reason: String }
 
-    private func awaitWelcome(_ dealer: ZSocket, _ handshake: ZMonitor) throws -> ControlMessage.Welcome {
+    /// Lets the ring's members in: their CURVE keys, or this run's secret.
+    static func authorize(_ listener: RingListener, _ w: ControlMessage.Welcome) {
+        listener.authorize(w.peerKeys)
+        if let s = w.ringSecret { listener.authorize(secret: s) }
+    }
+
+    private func awaitWelcome(_ dealer: ZSocket, _ handshake: ZMonitor) throws -> (ControlMessage.Welcome?, ConfigValue) {
         let start = monotonicSeconds(), deadline = start + options.rendezvousTimeout
         // Until a TCP connection stands, say so after a second and count down every 10 s.
         var connected = false, lastNotice: Double?
@@ -109,7 +114,8 @@ public final class WorkerRuntime {
                   let m = try dealer.receiveMessage(dontWait: true) else { continue }
             reached()   // an answer can arrive before the monitor's connection event
             switch try ControlMessage.decode(m.bytes, from: "coordinator \(options.coordinator)") {
-            case .welcome(let w): return w
+            case .welcome(let w): return (w, w.job)
+            case .standby(let job): return (nil, job)
             case .reject(let reason): throw Rejected(reason: "rejected by the coordinator at \(options.coordinator): \(reason)")
             case .abort(_, _, let message): throw Rejected(reason: "the coordinator aborted the job: \(message)")
             default: continue
@@ -123,9 +129,22 @@ public final class WorkerRuntime {
     /// ring input (READY), and when the coordinator WELCOMEs the next generation it forms the
     /// new ring, where rank 0 broadcasts its state — the same restore as a resumed checkpoint,
     /// so the run goes on exactly as one resumed at that step in the new world.
-    private func train(job: JobConfig, welcome first: ControlMessage.Welcome, listener: RingListener, control: ControlLoop) throws {
+    /// A worker joining an elastic job under way (`first` nil) loads the data, says it is ready
+    /// and waits for the generation it joins.
+    private func train(job: JobConfig, welcome first: ControlMessage.Welcome?, listener: RingListener, control: ControlLoop) throws {
         let data = try JobData.load(job)
-        var welcome = first, listener = listener
+        var listener = listener
+        var welcome: ControlMessage.Welcome
+        if let first { welcome = first } else {
+            control.post(.ready(rank: 0, generation: 0, step: nil, endpoint: listener.endpoint))
+            RunLog.info("data loaded; waiting to join the job at its next step boundary")
+            guard let w = try control.awaitWelcome(generation: nil, timeout: job.comm.heartbeatTimeout + job.comm.timeout + 30) else {
+                throw TrainError("the coordinator did not let this worker join")
+            }
+            Self.authorize(listener, w)
+            control.rank = w.rank
+            welcome = w
+        }
         // The trainer whose state is this process's progress (the last one restored or trained),
         // and what rank 0 of a regrouped world hands the others.
         var held: Trainer?
@@ -155,8 +174,7 @@ public final class WorkerRuntime {
                     }
                     after = g
                 }
-                next.authorize(w.peerKeys)
-                if let s = w.ringSecret { next.authorize(secret: s) }
+                Self.authorize(next, w)
                 next.onRefused = listener.onRefused
                 state = w.rank == 0 ? held?.snapshot() : nil
                 welcome = w
@@ -322,15 +340,17 @@ final class ControlLoop: @unchecked Sendable {
         return pausedGeneration
     }
 
-    /// Blocks until the coordinator's WELCOME to `generation` arrives; nil if the world is
-    /// paused again first (answer that pause).
-    func awaitWelcome(generation: Int, timeout: Double) throws -> ControlMessage.Welcome? {
+    /// Blocks until the coordinator's WELCOME to `generation` (nil: the first that comes)
+    /// arrives; nil if the world is paused again first (answer that pause).
+    func awaitWelcome(generation: Int?, timeout: Double) throws -> ControlMessage.Welcome? {
         let deadline = monotonicSeconds() + timeout
         while true {
-            if let w = welcomes.withLock({ q in q.firstIndex { $0.generation == generation }.map { q.remove(at: $0) } }) { return w }
-            if pausedGeneration > generation { return nil }
+            if let w = welcomes.withLock({ q in q.firstIndex { generation == nil || $0.generation == generation }.map { q.remove(at: $0) } }) {
+                return w
+            }
+            if let g = generation, pausedGeneration > g { return nil }
             guard monotonicSeconds() < deadline else {
-                throw TrainError("the coordinator did not form generation \(generation) within \(fmt(timeout, 0)) s")
+                throw TrainError("the coordinator did not form " + (generation.map { "generation \($0)" } ?? "a generation") + " within \(fmt(timeout, 0)) s")
             }
             usleep(5_000)
         }

@@ -107,6 +107,7 @@ func coordinatorAdmitsChecksAndSupervises() throws {
         .done(rank: 1, step: 20), .failed(rank: 1, peer: 2, message: "lost"), .abort(rank: nil, host: nil, message: "stop"),
         .failed(rank: 0, peer: 1, message: "peer lost", recoverable: true), .pause(generation: 3),
         .ready(rank: 1, generation: 3, step: 41, endpoint: "tcp://127.0.0.1:5"), .ready(rank: 2, generation: 3, step: nil, endpoint: "e"),
+        .ready(rank: 0, generation: 0, step: nil, endpoint: "tcp://127.0.0.1:6"), .standby(job: JobConfig().configValue),
         .welcome(.init(rank: 1, world: 2, peers: ["a", "b"], hosts: ["x", "y"], runID: 0xABE, job: JobConfig().configValue,
                        generation: 3, elastic: true)),
     ]

@@ -108,7 +108,7 @@ func aLinkDownBrieflyIsSurvivedAndForGoodIsNamed() throws {
 @Test(.enabled(if: netnsAvailable, "needs root and `ip netns` (cluster/netns/lan check failed)"), .timeLimit(.minutes(15)))
 func aLostHostIsLeftBehindAndAWorkerStartedLaterJoins() throws {
     let comm = "{heartbeat: 0.5, heartbeat_timeout: 4, timeout: 30}"
-    let run = try lanJob("nle", comm: comm, epochs: 12, coordinatorFlags: ["--min-workers", "2"],
+    let run = try lanJob("nle", comm: comm, epochs: 30, coordinatorFlags: ["--min-workers", "2"],
                          impair: { net in #expect(net.run(["link", "3", "down"]).status == 0) },
                          afterwards: { net, workers in
         // The cut-off worker gives up on its silent coordinator; then host 3 comes back with a new worker.
@@ -120,6 +120,6 @@ func aLostHostIsLeftBehindAndAWorkerStartedLaterJoins() throws {
     #expect(run.codes[0] == 0 && run.codes[1] == 0 && run.codes[3] == 0, "\(c)\n\(run.workers[3].text)")
     #expect(c.contains("lost: no heartbeat") && c.contains("going on with 2 workers"), "\(c)")
     // The newcomer joins the regroup under way or the next one: the job ends in a world of three.
-    #expect(c.contains(" joins (ring ") && c.contains(" 3 workers (1 joined)"), "\(c)")
+    #expect(c.contains(" joins (ring ") && c.contains(" 3 workers (1 joined)"), "\(c)\n\(run.workers[3].text)")
     #expect(c.contains("finished:"), "\(c)")
 }
