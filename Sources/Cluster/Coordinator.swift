@@ -89,6 +89,8 @@ public final class Coordinator {
     /// Elastic: workers admitted during the run, waiting for the next generation.
     private var joiners: [Member] = []
     private var generation = 0
+    /// Every worker has been welcomed (the rendezvous is over).
+    private var started = false
     /// A regroup in progress: PAUSE sent at `started`; members that have not answered by
     /// `deadline` are lost too.
     private var regroup: (started: Double, deadline: Double)?
@@ -130,9 +132,14 @@ public final class Coordinator {
     private func checkExits() throws {
         for e in exits.withLock({ q -> [(pid: Int, description: String)] in defer { q.removeAll() }; return q }) {
             joiners.removeAll { $0.hello.pid == e.pid && $0.hello.host == hostName() }
-            guard let m = members.first(where: { $0.hello.pid == e.pid && $0.hello.host == hostName() }), !m.done else { continue }
+            guard let m = members.first(where: { $0.hello.pid == e.pid && $0.hello.host == hostName() }) else {
+                // Before the job starts, a child that dies before its HELLO would otherwise be waited for.
+                if !started { throw Failure(rank: nil, host: hostName(), "\(e.description) (pid \(e.pid)) before joining") }
+                continue   // a replacement that was turned away
+            }
+            if m.done { continue }
             if options.minWorkers != nil && m.rank >= 0 { try lose(m.identity, e.description) }
-            else { throw Failure(rank: m.rank, host: m.hello.host, e.description) }
+            else { throw Failure(rank: m.rank >= 0 ? m.rank : nil, host: m.hello.host, e.description) }
         }
     }
 
@@ -205,6 +212,7 @@ public final class Coordinator {
                                 ringSecret: options.curve == nil ? ringSecret : nil, elastic: options.minWorkers != nil)), to: m.identity)
             members[members.firstIndex { $0.identity == m.identity }!].lastSeen = monotonicSeconds()
         }
+        started = true
         log("job \(options.job.name) started: run \(String(runID, radix: 16)), \(n) ranks"
             + (options.resume.map { ", resuming from \($0)" } ?? "") + (options.runDir.map { "; run directory \($0)" } ?? "")
             + (options.minWorkers.map { "; elastic: goes on with \($0)–\(n) workers" } ?? ""))

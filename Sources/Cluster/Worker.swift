@@ -209,6 +209,7 @@ public final class WorkerRuntime {
         if welcome.generation > 0 {
             let c = try Checkpoint.share(state.map { .success($0) }, source: "rank 0's state (generation \(welcome.generation))", comm: comm)
             try trainer.restore(c)
+            if welcome.rank == 0 { trainer.adoptWrittenCheckpoints(from: c) }
             setup("elastic: generation \(welcome.generation), \(welcome.world) worker\(welcome.world == 1 ? "" : "s"), "
                   + "going on from memory at step \(trainer.state.globalStep) (epoch \(trainer.state.epoch + 1)), "
                   + "lr \(fmt(trainer.learningRate(step: trainer.state.globalStep), 5))")

@@ -53,10 +53,13 @@ public enum Checkpoint {
         try w.write(to: path)
     }
 
-    /// A checkpoint's bytes, as `save` writes them (an elastic job's state handed round the ring).
+    /// A checkpoint's bytes, as `save` writes them (an elastic job's state handed round the
+    /// ring), with `extra` metadata of the caller's.
     public static func encode(job: JobConfig, replicas: [Replica], state: TrainState, rngs: [String: RNG], worldSize: Int,
-                              data: DataInfo, selection: ConfigValue? = nil) -> [UInt8] {
-        writer(job: job, replicas: replicas, state: state, rngs: rngs, worldSize: worldSize, data: data, selection: selection).bytes()
+                              data: DataInfo, selection: ConfigValue? = nil, extra: [String: String] = [:]) -> [UInt8] {
+        var w = writer(job: job, replicas: replicas, state: state, rngs: rngs, worldSize: worldSize, data: data, selection: selection)
+        for (k, v) in extra { w.metadata[k] = v }
+        return w.bytes()
     }
 
     private static func writer(job: JobConfig, replicas: [Replica], state: TrainState, rngs: [String: RNG], worldSize: Int,

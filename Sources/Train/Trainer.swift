@@ -578,8 +578,20 @@ public final class Trainer {
         var all = rngs
         all["dropout.0"] = boundaryRNG?.dropout ?? model.random.rng
         all["task.0"] = boundaryRNG?.task ?? runner.random
+        // The run's step checkpoints so far go along: whichever rank 0 writes the next one
+        // keeps `checkpoint.keep` of them in all.
         return Checkpoint.encode(job: job, replicas: replicas, state: state, rngs: all, worldSize: comm.worldSize,
-                                 data: data.info, selection: selection)
+                                 data: data.info, selection: selection,
+                                 extra: [Self.writtenKey: JSON.string(.list(writtenCheckpoints.map { .string($0) }))])
+    }
+
+    static let writtenKey = "written_checkpoints"
+
+    /// Takes over the step checkpoints a snapshot says this run has written (an elastic job's
+    /// new rank 0), so retention counts them.
+    public func adoptWrittenCheckpoints(from c: Checkpoint.Contents) {
+        guard let text = c.file.metadata[Self.writtenKey], let v = try? JSON.parse(Array(text.utf8)), case .list(let items) = v else { return }
+        writtenCheckpoints = items.compactMap { if case .string(let p) = $0, FileIO.exists(p) { return p } else { return nil } }
     }
 
     /// checkpoint.best and early stopping's progress, for checkpoint metadata.

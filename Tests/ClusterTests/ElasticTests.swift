@@ -69,13 +69,16 @@ func lostWorkerTheOthersGoOnFromMemoryStepForStep() throws {
 
 @Test(.timeLimit(.minutes(10)))
 func replacementWorkerJoinsAndTheWorldGrowsAgain() throws {
-    // Rank 1 of 2 dies before step 5; launch starts a replacement, which joins the survivor.
+    // Rank 1 of 2 dies before step 20 (after the first epoch's checkpoint); launch starts a
+    // replacement, which joins the survivor.
     let dir = Fixtures.tempDirectory("join")
     let job = try elasticJob(dir, epochs: 3)
     let p = try Started([Fixtures.ringtrain, "launch", "--workers", "2", "--min-workers", "1", "--max-restarts", "1",
-                         "--run-dir", "\(dir)/run", "--set", "train.log_every=4", job],
-                        environment: ["RINGTRAIN_TEST_KILL": "1:5"])
+                         "--run-dir", "\(dir)/run", "--set", "train.log_every=4", "--set", "checkpoint.keep=1", job],
+                        environment: ["RINGTRAIN_TEST_KILL": "1:20"])
     #expect(p.wait(timeout: 240) == 0, "\(p.text)")
+    // Retention holds across generations: one step checkpoint, the last.
+    #expect(FileIO.list("\(dir)/run/checkpoints") == ["step-00000048.safetensors"], "\(p.text)")
     #expect(p.text.contains("starting worker 2 to take its place (1/1)"), "\(p.text)")
     #expect(p.text.contains("[coordinator] worker ") && p.text.contains(" joins (ring "), "\(p.text)")
     // The newcomer takes rank 0's state: its replica matches (check_every compares them), and
