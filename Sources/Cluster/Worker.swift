@@ -153,7 +153,7 @@ public final class WorkerRuntime {
         while true {
             do {
                 try trainGeneration(job: job, data: data, welcome: welcome, listener: listener, control: control,
-                                    state: state, held: &held, recorder: &recorder)
+                                    state: &state, held: &held, recorder: &recorder)
                 return
             } catch where welcome.elastic && (error is CommError || control.pausedGeneration > welcome.generation) {
                 let rank = welcome.rank
@@ -186,7 +186,7 @@ public final class WorkerRuntime {
 
     /// One generation of the world (the whole job when nothing fails).
     private func trainGeneration(job: JobConfig, data: JobData, welcome: ControlMessage.Welcome, listener: RingListener,
-                                 control: ControlLoop, state: [UInt8]?, held: inout Trainer?, recorder: inout RunRecorder?) throws {
+                                 control: ControlLoop, state: inout [UInt8]?, held: inout Trainer?, recorder: inout RunRecorder?) throws {
         var ring = RingCommunicator.Options(timeout: job.comm.timeout, connectTimeout: max(job.comm.timeout, 30),
                                             sharedMemory: job.comm.transport != .tcp, sharedBuffers: job.comm.transport == .auto,
                                             compression: job.comm.compression == .bf16 ? .bf16 : .none)
@@ -208,6 +208,7 @@ public final class WorkerRuntime {
                     + (welcome.generation > 0 ? " (generation \(welcome.generation))" : ""))
         if welcome.generation > 0 {
             let c = try Checkpoint.share(state.map { .success($0) }, source: "rank 0's state (generation \(welcome.generation))", comm: comm)
+            state = nil
             try trainer.restore(c)
             if welcome.rank == 0 { trainer.adoptWrittenCheckpoints(from: c) }
             setup("elastic: generation \(welcome.generation), \(welcome.world) worker\(welcome.world == 1 ? "" : "s"), "
@@ -221,13 +222,13 @@ public final class WorkerRuntime {
             trainer.log("initialised weights from \(path)" + (welcome.initPartial
                 ? "; new: \(r.fresh.isEmpty ? "none" : r.fresh.joined(separator: ", ")); not used: \(r.unused.isEmpty ? "none" : r.unused.joined(separator: ", "))" : ""))
         }
+        held = trainer
         if welcome.generation > 0 {
-            // The last generation's ring and trainer are freed here: give the heap back, so a
-            // long elastic job's footprint stays flat however often it regroups.
-            held = nil
+            // The last generation's ring and trainer, and the state handed round, are freed by
+            // now: give the heap back, so a long elastic job's footprint stays flat however
+            // often it regroups.
             ringtrain_release_free_memory()
         }
-        held = trainer
         let rank = welcome.rank, generation = welcome.generation
         var firstStep = generation > 0
         trainer.onStep = { [unowned trainer] state, _ in

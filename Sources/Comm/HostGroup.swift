@@ -215,11 +215,12 @@ final class HostGroup {
                 let culprit = Int(a) - 1   // a global rank
                 throw CommError(.aborted, rank: rank, peer: culprit, "rank \(culprit) failed; \(what) abandoned")
             }
-            // Local only: the other ranks are told to stop by the coordinator too.
-            if cancellation.isCancelled { throw CommError(.cancelled, rank: rank, peer: nil, "\(what) cancelled") }
             guard let waiting = (0..<size).first(where: {
                 Int32(bitPattern: ringtrain_load_acquire(line($0) + field) &- seq) < 0
             }) else { return }
+            // After the check above: work that has completed is kept. Local only: the other
+            // ranks are told to stop by the coordinator too.
+            if cancellation.isCancelled { throw CommError(.cancelled, rank: rank, peer: nil, "\(what) cancelled") }
             let now = monotonicSeconds()
             if now - lastLiveness > 0.05 {
                 lastLiveness = now

@@ -182,6 +182,15 @@ func shellScriptsPassShellcheck() throws {
     #expect(r.status == 0, "\(r.output)")
 }
 
+/// The Python scripts (soak, benchmarks and their PyTorch twins) at least compile.
+@Test func pythonScriptsCompile() throws {
+    let root = Fixtures.packageRoot
+    let scripts = ["scripts/soak", "scripts/bench/elastic", "scripts/bench/elastic_torch.py", "scripts/bench/torch_seq_ddp.py",
+                   "scripts/bench/anchor_val.py"].map { root + "/" + $0 }
+    let r = Fixtures.run(["python3", "-c", "import sys\nfor f in sys.argv[1:]: compile(open(f).read(), f, 'exec')"] + scripts)
+    #expect(r.status == 0, "\(r.output)")
+}
+
 /// The SLURM batch script run as SLURM would on this host: a stand-in `srun` starts the tasks with SLURM_PROCID/NTASKS/JOB_NODELIST set, task 0
 /// hosts the coordinator, and the job trains to the end.
 @Test(.timeLimit(.minutes(10)))
