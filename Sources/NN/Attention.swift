@@ -104,7 +104,7 @@ public final class MultiHeadAttention: Layer {
         inProjWeight = Parameter("in_proj_weight", shape: [3 * embed, embed],
                                  initializer: .uniform((6 / Float(4 * embed)).squareRoot()))
         inProjBias = bias ? Parameter("in_proj_bias", shape: [3 * embed], initializer: .zeros) : nil
-        outProj = Linear(embed, embed, bias: bias, inputShape: [steps, embed])
+        outProj = Linear(embed, embed, bias: bias, inputShape: [steps, embed], zeroBias: true)
         relativeBias = positions == .t5
             ? Parameter("relative_attention_bias.weight", shape: [Self.buckets, heads], initializer: .normal(1)) : nil
         let d = embed / heads, maxT = max(steps, memorySteps ?? 0)

@@ -33,9 +33,10 @@ public final class Linear: Layer {
 
     /// `inputShape` is per sample, `[…, in]`; a flat `[in]` when omitted. `tied`: use another
     /// layer's `[out, in]` weight (a language model's head tied to its embedding), gradients
-    /// from both uses adding up in one parameter.
+    /// from both uses adding up in one parameter. `zeroBias`: the bias starts at 0 whatever
+    /// the scheme (MultiheadAttention's out_proj).
     public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, init scheme: Init = .torch, inputShape: [Int]? = nil,
-                tied: Parameter? = nil) {
+                tied: Parameter? = nil, zeroBias: Bool = false) {
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
         let lead = Array((inputShape ?? [inFeatures]).dropLast())
@@ -49,7 +50,7 @@ public final class Linear: Layer {
         case .xavier: w = .uniform((6 / (fanIn + fanOut)).squareRoot()); b = .zeros
         }
         weight = tied ?? Parameter("weight", shape: [outFeatures, inFeatures], initializer: w)
-        self.bias = bias ? Parameter("bias", shape: [outFeatures], initializer: b) : nil
+        self.bias = bias ? Parameter("bias", shape: [outFeatures], initializer: zeroBias ? .zeros : b) : nil
     }
 
     /// 2·in·out per row (seed table: Linear d→h is 2dh).

@@ -194,3 +194,18 @@ func recurrentGradients(cell: String) throws {
     #expect(err([model([dec], source: 7)]).contains("7 source ids leave no decoder positions"))
     #expect(err([["type": "transformer_decoder_layer", "heads": 3]], input: [5, 4]).contains("3 heads do not divide the model width 4"))
 }
+
+/// Initialised as torch.nn.MultiheadAttention: in_proj_weight xavier-uniform, both biases 0,
+/// out_proj.weight as a Linear's U(±1/√E).
+@Test func attentionStartsAsTorchDoes() throws {
+    let a = MultiHeadAttention(embed: 64, heads: 4, steps: 3, causal: true, context: SequenceContext())
+    var rng = RNG(seed: 3)
+    for (_, p) in a.namedParameters() { p.initialize(&rng) }
+    let p = Dictionary(uniqueKeysWithValues: a.namedParameters().map { ($0.0, $0.1.value.array) })
+    #expect(p["in_proj_bias"]?.allSatisfy { $0 == 0 } == true)
+    #expect(p["out_proj.bias"]?.allSatisfy { $0 == 0 } == true)
+    let xavier = (6 / Float(4 * 64)).squareRoot(), linear = 1 / Float(64).squareRoot()
+    let w = try #require(p["in_proj_weight"]), o = try #require(p["out_proj.weight"])
+    #expect(w.allSatisfy { abs($0) <= xavier } && w.contains { abs($0) > 0.9 * xavier })
+    #expect(o.allSatisfy { abs($0) <= linear } && o.contains { abs($0) > 0.9 * linear })
+}
