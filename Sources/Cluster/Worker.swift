@@ -129,6 +129,7 @@ public final class WorkerRuntime {
     /// ring input (READY), and when the coordinator WELCOMEs the next generation it forms the
     /// new ring, where rank 0 broadcasts its state — the same restore as a resumed checkpoint,
     /// so the run goes on exactly as one resumed at that step in the new world.
+    ///
     /// A worker joining an elastic job under way (`first` nil) loads the data, says it is ready
     /// and waits for the generation it joins.
     private func train(job: JobConfig, welcome first: ControlMessage.Welcome?, listener: RingListener, control: ControlLoop) throws {
