@@ -101,8 +101,10 @@ public final class LocalLauncher {
             if interrupted.fired { coordinator.requestStop("interrupted (Ctrl-C)") }
             if let (child, code) = group.waitAny(timeout: 0), code != 0 {
                 coordinator.processExited(pid: Int(child.pid), description: "worker process exited with \(describe(code))")
-                // Elastic: a replacement joins the survivors at their next step boundary.
-                if minWorkers != nil && replacements < maxRestarts && !interrupted.fired {
+                // Elastic: a replacement joins the survivors at their next step boundary — if
+                // enough survive to go on (below the minimum the job fails, and a restart from
+                // disk is what the remaining --max-restarts are for).
+                if let m = minWorkers, group.running >= m, replacements < maxRestarts, !interrupted.fired {
                     replacements += 1
                     let name = "worker \(workers - 1 + replacements)"
                     RunLog.warning("[launch] \(child.name) exited with \(describe(code)); starting \(name) to take its place (\(replacements)/\(maxRestarts))")

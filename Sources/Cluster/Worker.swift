@@ -241,7 +241,7 @@ public final class WorkerRuntime {
         }
         let fault = Self.injectedFault
         trainer.beforeStep = { [unowned trainer] in
-            if generation == 0, let f = fault, f.rank == rank, f.step == trainer.state.globalStep { raise(SIGKILL) }
+            if generation == 0, welcome.resume == nil, let f = fault, f.rank == rank, f.step == trainer.state.globalStep { raise(SIGKILL) }
             if control.pausedGeneration > generation { throw CommError(.cancelled, rank: rank, peer: nil, "paused by the coordinator") }
         }
         // Every rank reports its timing each epoch (the run's per-rank table); rank 0 also the evaluation.
@@ -266,8 +266,9 @@ public final class WorkerRuntime {
         }
     }
 
-    /// `RINGTRAIN_TEST_KILL=RANK:STEP`: the worker that is rank RANK at the start kills itself
-    /// (SIGKILL) just before step STEP — a fault at an exact step, for the elastic tests.
+    /// `RINGTRAIN_TEST_KILL=RANK:STEP`: the worker that is rank RANK at the start of a fresh run
+    /// (not a resumed one) kills itself (SIGKILL) just before step STEP — a fault at an exact
+    /// step, for the elastic tests.
     static var injectedFault: (rank: Int, step: Int)? {
         guard let e = getenv("RINGTRAIN_TEST_KILL") else { return nil }
         let parts = String(cString: e).split(separator: ":").compactMap { Int($0) }

@@ -91,6 +91,21 @@ func replacementWorkerJoinsAndTheWorldGrowsAgain() throws {
     #expect(acc > 0.5, "\(p.text)")
 }
 
+/// Below the minimum with --max-restarts: no replacement is started (the job cannot go on);
+/// the whole job restarts from its newest checkpoint, as a static one does.
+@Test(.timeLimit(.minutes(10)))
+func belowTheMinimumTheJobRestartsFromDisk() throws {
+    let dir = Fixtures.tempDirectory("belowr")
+    let job = try elasticJob(dir)
+    let p = try Started([Fixtures.ringtrain, "launch", "--workers", "2", "--min-workers", "2", "--max-restarts", "1",
+                         "--run-dir", "\(dir)/run", job], environment: ["RINGTRAIN_TEST_KILL": "1:20"])
+    #expect(p.wait(timeout: 240) == 0, "\(p.text)")
+    #expect(!p.text.contains("to take its place"), "\(p.text)")
+    #expect(p.text.contains("fewer than --min-workers 2") && p.text.contains("[launch] restart 1/1 from \(dir)/run/checkpoints/step-00000016"),
+            "\(p.text)")
+    #expect(p.text.contains("finished: 32 steps"), "\(p.text)")
+}
+
 @Test(.timeLimit(.minutes(10)))
 func losingWorkersBelowTheMinimumEndsTheJob() throws {
     let dir = Fixtures.tempDirectory("below")
