@@ -32,7 +32,7 @@ private func help(_ args: [String]) -> String {
 
 /// docs/cli.md is every command's --help as the tool prints it (scripts/docs/cli-reference
 /// regenerates it), and documents every command the tool lists.
-@Test(.timeLimit(.minutes(5)))
+@Test(.timeLimit(.minutes(10)))
 func cliReferenceMatchesTheTool() throws {
     let sections = try cliSections()
     let documented = Set(sections.map { $0.command.joined(separator: " ") })
@@ -105,7 +105,7 @@ private func words(_ line: String) -> (words: [String], placeholder: Bool) {
 /// continuations joined; synopses with placeholders left out) parses and validates as the tool
 /// reads it, so a renamed command or flag cannot linger in the docs. The first session of
 /// docs/quickstart.md also runs for real (scripts/new-user, in scripts/test).
-@Test(.timeLimit(.minutes(5)))
+@Test(.timeLimit(.minutes(10)))
 func everyCommandInTheDocsParses() throws {
     let root = Fixtures.packageRoot
     let files = ["README.md"] + FileIO.list(root + "/docs").filter { $0.hasSuffix(".md") }.map { "docs/" + $0 }

@@ -77,7 +77,7 @@ func predictAnswersInTheTasksTerms() throws {
 
 /// eval on other data reads it with the checkpoint's classes: a file with a class the model
 /// was not trained on is an error naming it, and fewer classes are fine.
-@Test(.timeLimit(.minutes(5)))
+@Test(.timeLimit(.minutes(10)))
 func evalOnDataWithOtherClassesIsAClearError() throws {
     let dir = Fixtures.tempDirectory("eval-classes")
     var rng = RNG(seed: 3)

@@ -9,7 +9,7 @@ private let haveTmux = Fixtures.run(["sh", "-c", "command -v tmux"]).status == 0
 /// The progress bar in a real terminal (a tmux pane, 100 columns): drawn in place while an
 /// epoch runs (bar, step count, samples/s, loss, lr, ETA; at most the pane's width), the epoch
 /// lines above it, nothing of it left at the end; coloured unless NO_COLOR is set.
-@Test(.enabled(if: haveTmux, "tmux is not installed (scripts/bootstrap --test installs it)"), .timeLimit(.minutes(5)),
+@Test(.enabled(if: haveTmux, "tmux is not installed (scripts/bootstrap --test installs it)"), .timeLimit(.minutes(10)),
       arguments: [false, true])
 func progressBarInATerminal(noColor: Bool) throws {
     let dir = Fixtures.tempDirectory("tmux")

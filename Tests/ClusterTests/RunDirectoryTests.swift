@@ -110,7 +110,7 @@ func aRunDirectoryRecordsTheRunAndResumesFromIt() throws {
 
 /// --quiet prints only the result (warnings and errors too); the run's log.txt still has
 /// every line. Both flags at once are refused.
-@Test(.timeLimit(.minutes(5)))
+@Test(.timeLimit(.minutes(10)))
 func quietPrintsOnlyTheResult() throws {
     let dir = Fixtures.tempDirectory("quiet")
     let job = try writeJob(dir, epochs: 1)
@@ -129,7 +129,7 @@ func quietPrintsOnlyTheResult() throws {
 
 /// Default run directories are named after the job and the start time under RINGTRAIN_RUNS;
 /// `--resume last` picks the newest; an empty root says there is nothing to resume.
-@Test(.timeLimit(.minutes(5)))
+@Test(.timeLimit(.minutes(10)))
 func resumeLastPicksTheNewestRun() throws {
     let dir = Fixtures.tempDirectory("resume-last")
     let job = try writeJob(dir, epochs: 1)

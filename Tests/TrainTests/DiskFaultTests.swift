@@ -24,7 +24,7 @@ private func smallDisk(_ size: String) throws -> (path: String, unmount: () -> V
 /// error naming the path (checkpoint.on_error: stop), or a warning and training goes on
 /// (warn); either way the previous checkpoint stays whole and loadable, and no temporary
 /// file is left behind.
-@Test(.enabled(if: canMount, "needs root to mount a small tmpfs"), .timeLimit(.minutes(5)))
+@Test(.enabled(if: canMount, "needs root to mount a small tmpfs"), .timeLimit(.minutes(10)))
 func checkpointsSurviveFullReadOnlyAndVanishedDisks() throws {
     let dir = Fixtures.tempDirectory("disk-faults")
     var (job, data) = try smallJob(dir, epochs: 2)
