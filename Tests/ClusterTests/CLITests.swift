@@ -13,6 +13,8 @@ import Testing
         (["train", "/nonexistent/job.yaml"], "/nonexistent/job.yaml: cannot open"),
         (["launch", "--workers", "0"], "--workers must be at least 1"),
         (["launch", "--max-restarts=-1"], "--max-restarts must be 0 or more"),
+        (["launch", "--workers", "3", "--min-workers", "4"], "--min-workers must be between 1 and --workers (3), got 4"),
+        (["coordinator", "--workers", "2", "--min-workers", "0"], "--min-workers must be between 1 and --workers (2), got 0"),
         (["worker", "--curve-key", "k.key"], "--curve-key and --coordinator-key go together"),
         (["coordinator", "--workers", "2", "--curve-key", "k.key"], "--curve-key needs --authorized-keys"),
         (["bench", "allreduce", "--workers", "1"], "--workers must be at least 2"),

@@ -122,6 +122,8 @@ func coordinatorAdmitsChecksAndSupervises() throws {
     #expect(err(#"{"type":"PING","v":1,"extra":true}"#).contains("extra: unknown key"))
     #expect(err(#"{"type":"PAUSE","v":1,"generation":0}"#).contains("generation: expected an integer ≥ 1"))
     #expect(err(#"{"type":"READY","v":1,"rank":0,"generation":2,"step":3}"#).contains("endpoint: required string is missing"))
+    #expect(err(#"{"type":"STANDBY","v":1,"job":[]}"#).contains("job: required object is missing"))
+    #expect(err(#"{"type":"FAILED","v":1,"rank":0,"message":"m","recoverable":"yes"}"#).contains("recoverable"))
     #expect(err(#"{"type":"WELCOME","v":1,"rank":3,"world":2,"run_id":"1","job":{}}"#).contains("rank: expected an integer ≤ 1"))
     #expect(err(#"{"type":"METRICS","v":1,"rank":0,"epoch":1,"step":1,"values":{"val_acc":"high"},"samples_per_second":1}"#)
         .contains("values.val_acc: expected a number"))
