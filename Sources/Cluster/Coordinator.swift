@@ -201,17 +201,8 @@ public final class Coordinator {
             log("worker \(members.count)/\(n): \(h.host) pid \(h.pid), ring \(h.endpoint)")
         }
         assignRanks()
-        let job = options.job.configValue
-        let peers = members.sorted { $0.rank < $1.rank }
-        for m in members {
-            send(.welcome(.init(rank: m.rank, world: n, peers: peers.map(\.hello.endpoint), hosts: peers.map(\.hello.host),
-                                peerKeys: peers.compactMap(\.hello.publicKey).count == n ? peers.map { $0.hello.publicKey! } : [],
-                                runID: runID, job: job, resume: options.resume,
-                                                            initFrom: options.resume == nil ? options.initFrom : nil,
-                                initPartial: options.initPartial, runDir: options.runDir,
-                                ringSecret: options.curve == nil ? ringSecret : nil, elastic: options.minWorkers != nil)), to: m.identity)
-            members[members.firstIndex { $0.identity == m.identity }!].lastSeen = monotonicSeconds()
-        }
+        members.sort { $0.rank < $1.rank }
+        welcomeAll()
         started = true
         log("job \(options.job.name) started: run \(String(runID, radix: 16)), \(n) ranks"
             + (options.resume.map { ", resuming from \($0)" } ?? "") + (options.runDir.map { "; run directory \($0)" } ?? "")
@@ -256,6 +247,23 @@ public final class Coordinator {
         let rest = members.indices.filter { members[$0].rank < 0 }
             .sorted { (members[$0].hello.host, members[$0].hello.pid) < (members[$1].hello.host, members[$1].hello.pid) }
         for (i, r) in zip(rest, free.sorted()) { members[i].rank = r }
+    }
+
+    /// WELCOME to every member (in rank order) of the current generation: the first one
+    /// carries where the run starts from, later ones are restored from rank 0's state.
+    private func welcomeAll() {
+        let n = members.count, keys = members.compactMap(\.hello.publicKey)
+        let first = generation == 0
+        for i in members.indices {
+            send(.welcome(.init(rank: i, world: n, peers: members.map(\.hello.endpoint), hosts: members.map(\.hello.host),
+                                peerKeys: keys.count == n ? keys : [], runID: runID, job: options.job.configValue,
+                                resume: first ? options.resume : nil,
+                                initFrom: first && options.resume == nil ? options.initFrom : nil,
+                                initPartial: first && options.initPartial, runDir: options.runDir,
+                                ringSecret: options.curve == nil ? ringSecret : nil, generation: generation,
+                                elastic: options.minWorkers != nil)), to: members[i].identity)
+            members[i].lastSeen = monotonicSeconds()
+        }
     }
 
     // MARK: supervision
@@ -398,7 +406,8 @@ public final class Coordinator {
     /// newest state (the others may be one step behind: a step some ranks finished when the
     /// loss cut the ring), then the rest in their old order, then the joiners.
     private func formGeneration() throws {
-        guard let best = members.filter({ $0.ready?.step != nil }).min(by: { ($0.ready!.step!, -$0.rank) > ($1.ready!.step!, -$1.rank) }) else {
+        // The newest step; among equals, the lowest rank (rank 0 stays rank 0 when it can).
+        guard let best = members.filter({ $0.ready?.step != nil }).max(by: { ($0.ready!.step!, -$0.rank) < ($1.ready!.step!, -$1.rank) }) else {
             throw Failure(rank: nil, host: nil, "no worker holds the job's state")
         }
         let others = members.filter { $0.identity != best.identity }.sorted { $0.rank < $1.rank }
@@ -409,16 +418,10 @@ public final class Coordinator {
             world[r].rank = r
             if let e = world[r].ready?.endpoint { world[r].hello.endpoint = e }
             world[r].ready = nil
-            world[r].lastSeen = monotonicSeconds()
         }
         members = world
-        let n = world.count, keys = world.compactMap(\.hello.publicKey)
-        for m in world {
-            send(.welcome(.init(rank: m.rank, world: n, peers: world.map(\.hello.endpoint), hosts: world.map(\.hello.host),
-                                peerKeys: keys.count == n ? keys : [], runID: runID, job: options.job.configValue,
-                                runDir: options.runDir, ringSecret: options.curve == nil ? ringSecret : nil,
-                                generation: generation, elastic: true)), to: m.identity)
-        }
+        welcomeAll()
+        let n = world.count
         let took = monotonicSeconds() - (regroup?.started ?? monotonicSeconds())
         regroup = nil
         log("generation \(generation): \(n) worker\(n == 1 ? "" : "s")" + (arriving.isEmpty ? "" : " (\(arriving.count) joined)")

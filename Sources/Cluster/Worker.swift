@@ -44,8 +44,7 @@ public final class WorkerRuntime {
             let handshake = try ZMonitor(dealer, events: ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
                                                         | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_CONNECTED)
             try dealer.connect(options.coordinator)
-            // Without CURVE the ring input admits only connections with this run's secret.
-            let listener = try RingListener(bind: "tcp://\(options.bind):*", curve: options.curve, plain: options.curve == nil)
+            let listener = try makeListener()
             let hello = ControlMessage.Hello(host: hostName(), pid: Int(getpid()), endpoint: listener.endpoint,
                                              build: BuildInfo.id, jobHash: options.jobHash, rank: options.rank,
                                              publicKey: options.curve?.publicKey)
@@ -83,6 +82,12 @@ public final class WorkerRuntime {
     }
 
     struct Rejected: Error { let reason: String }
+
+    /// A ring input on the bind address (a fresh one per generation). Without CURVE it admits
+    /// only connections that present this run's secret.
+    private func makeListener() throws -> RingListener {
+        try RingListener(bind: "tcp://\(options.bind):*", curve: options.curve, plain: options.curve == nil)
+    }
 
     /// Lets the ring's members in: their CURVE keys, or this run's secret.
     static func authorize(_ listener: RingListener, _ w: ControlMessage.Welcome) {
@@ -167,7 +172,7 @@ public final class WorkerRuntime {
                 var next: RingListener, w: ControlMessage.Welcome
                 while true {
                     let g = try control.awaitPause(after: after, timeout: job.comm.heartbeatTimeout + job.comm.timeout)
-                    next = try RingListener(bind: "tcp://\(options.bind):*", curve: options.curve, plain: options.curve == nil)
+                    next = try makeListener()
                     control.post(.ready(rank: rank, generation: g, step: held?.state.globalStep, endpoint: next.endpoint))
                     if let welcome = try control.awaitWelcome(generation: g, timeout: job.comm.heartbeatTimeout + job.comm.timeout) {
                         w = welcome
