@@ -8,8 +8,11 @@ import Synchronization
 /// process leaves the cores alone. One loop at a time: a caller that finds the pool taken (a
 /// second trainer in the same process) runs its parts itself, in the same order.
 ///
-/// A loop is published as a ticket (generation << 32 | next part) in one atomic, so a helper
-/// only ever claims parts of the loop whose body it read.
+/// A loop is published as a ticket (generation << 32 | parts << 16 | next part) in one atomic,
+/// so a helper only ever claims parts of the loop whose body it read, and judges whether parts
+/// are left by that loop's own count (a helper finishing loop g must not read loop g + 1's
+/// count before g + 1's ticket exists: it would claim a part of g that was never there and run
+/// g + 1's body on it twice).
 final class ThreadPool: @unchecked Sendable {
     let helpers: Int
     private let ticket = Atomic<Int>(0)
@@ -17,7 +20,6 @@ final class ThreadPool: @unchecked Sendable {
     private let sleepers = Atomic<Int>(0)
     private let taken = Atomic<Bool>(false)
     private var body: ((Int) -> Void)?
-    private var parts = 0
     private var mutex = pthread_mutex_t()
     private var wake = pthread_cond_t()
     /// How long a helper spins for the next loop before it sleeps.
@@ -43,11 +45,11 @@ final class ThreadPool: @unchecked Sendable {
     /// Runs body(0..<parts) across the helpers and the caller; false if another loop holds the pool.
     func run(_ parts: Int, _ body: @escaping (Int) -> Void) -> Bool {
         guard taken.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return false }
+        precondition(parts < 1 << 16, "ThreadPool.run: \(parts) parts (at most 65535)")
         self.body = body
-        self.parts = parts
         finished.store(0, ordering: .relaxed)
         let generation = ((ticket.load(ordering: .relaxed) >> 32) + 1) & 0x7FFF_FFFF
-        ticket.store(generation << 32, ordering: .sequentiallyConsistent)
+        ticket.store(generation << 32 | parts << 16, ordering: .sequentiallyConsistent)
         if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
             pthread_mutex_lock(&mutex)
             pthread_cond_broadcast(&wake)
@@ -66,9 +68,9 @@ final class ThreadPool: @unchecked Sendable {
     private func work(_ generation: Int) {
         while true {
             let t = ticket.load(ordering: .acquiring)
-            guard t >> 32 == generation, t & 0xFFFF_FFFF < parts else { return }
+            guard t >> 32 == generation, t & 0xFFFF < (t >> 16) & 0xFFFF else { return }
             guard ticket.compareExchange(expected: t, desired: t + 1, ordering: .acquiringAndReleasing).exchanged else { continue }
-            body!(t & 0xFFFF_FFFF)
+            body!(t & 0xFFFF)
             finished.add(1, ordering: .releasing)
         }
     }
