@@ -75,12 +75,29 @@ public final class RandomSource {
     public init(_ rng: RNG) { self.rng = rng }
 }
 
-/// Scratch memory shared by a model's layers for work that is not kept until backward: in
-/// evaluation, convolutions unfold into this one buffer instead of each keeping its own
-/// (an evaluation batch of 1000 would otherwise keep hundreds of MB per layer).
+/// Scratch memory shared by a model's layers for work that is not kept past one call: a
+/// convolution unfolds a block of samples into its part's buffers, runs its products there and
+/// leaves nothing behind, so the model holds one set of buffers per core instead of each layer
+/// keeping the unfolded batch (hundreds of MB for an evaluation batch of 1000).
 public final class Workspace {
-    public let columns = Tensor.workspace()
+    /// One set per part of a `Parallel.forEachPart` loop.
+    private var parts: [PartScratch] = []
     public init() {}
+
+    /// At least `count` sets, one per part (call outside the parallel loop that uses them).
+    public func reserve(_ count: Int) -> [PartScratch] {
+        while parts.count < count { parts.append(PartScratch()) }
+        return parts
+    }
+}
+
+/// The buffers one core uses inside a layer's parallel loop.
+public final class PartScratch {
+    public let columns, product, gradColumns, weightGrad, biasGrad: Tensor
+    init() {
+        columns = .workspace(); product = .workspace(); gradColumns = .workspace()
+        weightGrad = .workspace(); biasGrad = .workspace()
+    }
 }
 
 /// One layer with a hand-written backward pass.

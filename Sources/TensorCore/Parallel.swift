@@ -24,6 +24,24 @@ public enum Parallel {
         }
     }
 
+    /// How many parts `forEachPart` splits n items into: one per core, at most one per item.
+    public static func parts(_ n: Int) -> Int { max(1, min(width, n)) }
+
+    /// Calls `body(part, range)` for part 0..<parts(n), each on its own disjoint range of 0..<n,
+    /// so a kernel can give each part its own scratch and partial sums. The partition is fixed
+    /// by n and `width`: inside another parallel loop the parts run one after another here,
+    /// with the same ranges (and so the same bits).
+    @inline(__always)
+    public static func forEachPart(_ n: Int, _ body: (Int, Range<Int>) -> Void) {
+        let parts = parts(n)
+        let range = { (p: Int) in (p * n / parts)..<((p + 1) * n / parts) }
+        if parts == 1 || busy { for p in 0..<parts { body(p, range(p)) }; return }
+        withoutActuallyEscaping(body) { body in
+            let part = { (p: Int) in body(p, range(p)) }
+            if !pool.run(parts, part) { for p in 0..<parts { part(p) } }
+        }
+    }
+
     /// Σ of `body` over disjoint ranges covering 0..<n, computed as `forEach` splits them and
     /// added in range order (so the result depends only on n, grain and the core count).
     @inline(__always)

@@ -160,3 +160,36 @@ func convolutionGradients(spec: ConfigValue) throws {
         .contains("add a projection shortcut"))
     #expect(err("swishh", [3]).contains("unknown layer type \"swishh\""))
 }
+
+/// The batch is split across cores and unfolded in blocks of samples (with the weight and bias
+/// gradients summed per core): every output, input gradient and parameter gradient must equal
+/// running the samples one at a time.
+@Test(arguments: [
+    obj(["type": "conv2d", "out": 6, "kernel": 3, "padding": 1]),                  // blocks of 6 samples
+    obj(["type": "conv2d", "out": 5, "kernel": 1]),                                // pointwise, gathered blocks
+    obj(["type": "conv2d", "out": 4, "kernel": 3, "stride": 2, "groups": 2]),
+] as [ConfigValue])
+func convolutionBlocksMatchOneSampleAtATime(spec: ConfigValue) throws {
+    let shape = [8, 12, 12], batch = 13
+    let l = try layer(spec, shape)
+    let x = GradCheck.input([batch] + shape, seed: 3)
+    let y = l.forward(x, training: true).clone()
+    let dy = GradCheck.input(y.shape, seed: 4)
+    let params = l.namedParameters().map(\.parameter)
+    for p in params { p.grad.zero() }
+    let dx = l.backward(dy, needInputGrad: true)!.clone()
+    let grads = params.map { $0.grad.clone() }
+    for p in params { p.grad.zero() }
+    let (xs, ys) = (x.count / batch, y.count / batch)
+    var worst: Float = 0
+    for i in 0..<batch {
+        let xi = Tensor(shape: [1] + shape, values: Array(x.buffer[i * xs..<(i + 1) * xs]))
+        let yi = l.forward(xi, training: true)
+        for j in 0..<ys { worst = max(worst, abs(yi[j] - y[i * ys + j])) }
+        let dyi = Tensor(shape: yi.shape, values: Array(dy.buffer[i * ys..<(i + 1) * ys]))
+        let dxi = l.backward(dyi, needInputGrad: true)!
+        for j in 0..<xs { worst = max(worst, abs(dxi[j] - dx[i * xs + j])) }
+    }
+    for (p, g) in zip(params, grads) { for j in 0..<g.count { worst = max(worst, abs(p.grad[j] - g[j])) } }
+    #expect(worst < 1e-4, "\(spec): max difference \(worst)")
+}
