@@ -81,11 +81,32 @@ public final class Conv2D: Layer {
     private var outPlane: Int { outputShape[1] * outputShape[2] }
     private var inPlane: Int { inputShape[1] * inputShape[2] }
 
+    /// Row taps: with stride 1 down the rows, kernel row ki reads the unfolded rows of kernel
+    /// row 0 shifted down by ki·d. So only the kernel's columns are unfolded — rows
+    /// (c, kj) of R = Ho + d·(kh − 1) image rows each, a third of the full unfolding for a
+    /// 3×3 kernel — and the product is kh accumulated products with K = C/g·kw, one per
+    /// kernel row, each reading the columns at an offset. Each sample's span of the block
+    /// then holds R − Ho rows of the product that belong to no output.
+    /// (Not for a handful of input channels, where K would be a few floats: see `bench conv`.)
+    var usesRowTaps: Bool { kernel.h > 1 && stride.h == 1 && inChannels / groups >= 4 }
+    /// Kernel rows unfolded into the columns (1 with row taps) and products per block.
+    private var unfoldedTaps: Int { usesRowTaps ? 1 : kernel.h }
+    private var productTaps: Int { usesRowTaps ? kernel.h : 1 }
+    /// Image rows unfolded per sample, and the step between them.
+    private var unfoldedRows: Int { usesRowTaps ? outputShape[1] + dilation.h * (kernel.h - 1) : outputShape[1] }
+    /// Columns per sample in a block: its output plane plus, with row taps, the rows between.
+    private var span: Int { unfoldedRows * outputShape[2] }
+    /// Rows per group of the unfolded columns (the K of each product).
+    private var kg: Int { inChannels / groups * unfoldedTaps * kernel.w }
+    /// Weight rows for product tap t: [O, K] as stored without row taps; with them, the
+    /// weights regrouped as [kh][O][C/g·kw] (`tapWeight`).
+    private let tapWeight = Tensor.workspace()
+
     /// Calls body(first sample, count) for consecutive blocks of `samples`, each unfolding
     /// into at most `blockFloats` floats.
     @inline(__always)
     private func forEachBlock(_ samples: Range<Int>, _ body: (Int, Int) -> Void) {
-        let perSample = inChannels * kernel.h * kernel.w * outPlane
+        let perSample = groups * kg * span
         let size = max(1, Self.blockFloats / max(perSample, 1))
         var s0 = samples.lowerBound
         while s0 < samples.upperBound {
@@ -95,15 +116,27 @@ public final class Conv2D: Layer {
         }
     }
 
-    /// The columns of samples s0..<s0+nb: x itself for one sample of a pointwise convolution,
-    /// else unfolded into the part's scratch.
+    /// The columns of samples s0..<s0+nb, [C/g·… rows, nb·span]: x itself for one sample of a
+    /// pointwise convolution, else unfolded into the part's scratch.
     private func unfold(_ x: UnsafePointer<Float>, _ s0: Int, _ nb: Int, _ s: PartScratch) -> UnsafePointer<Float> {
         let sample = inChannels * inPlane
         if isPointwise && nb == 1 { return x + s0 * sample }
-        let n = nb * outPlane
-        s.columns.resize([inChannels * kernel.h * kernel.w, n])
-        for i in 0..<nb { im2col(x + (s0 + i) * sample, into: s.columns.data + i * outPlane, rowStride: n) }
+        let ld = nb * span
+        s.columns.resize([groups * kg, ld])
+        for i in 0..<nb { im2col(x + (s0 + i) * sample, into: s.columns.data + i * span, rowStride: ld) }
         return UnsafePointer(s.columns.data)
+    }
+
+    /// The weights each product tap multiplies by: W[O, K] itself, or regrouped by kernel row.
+    private func weightsForTaps() -> UnsafePointer<Float> {
+        guard usesRowTaps else { return UnsafePointer(weight.value.data) }
+        let (o, cg, kh, kw) = (outChannels, inChannels / groups, kernel.h, kernel.w)
+        tapWeight.resize([kh, o, cg * kw])
+        let w = weight.value.data, t = tapWeight.data
+        for oc in 0..<o { for c in 0..<cg { for ki in 0..<kh { for kj in 0..<kw {
+            t[(ki * o + oc) * cg * kw + c * kw + kj] = w[((oc * cg + c) * kh + ki) * kw + kj]
+        } } } }
+        return UnsafePointer(t)
     }
 
     // MARK: forward
@@ -111,24 +144,29 @@ public final class Conv2D: Layer {
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         let b = batchSize(x)
         input = x
-        let (o, hw, og, kk) = (outChannels, outPlane, outChannels / groups, k)
+        let (o, hw, og, kk, sp) = (outChannels, outPlane, outChannels / groups, kg, span)
+        let tapStep = dilation.h * outputShape[2]
         output.resize([b] + outputShape)
         let scratch = workspace.reserve(Parallel.parts(b))
-        let w = weight.value.data, biasData = bias?.value.data, out = output.data
+        let w = weightsForTaps(), biasData = bias?.value.data, out = output.data
         Parallel.forEachPart(b) { p, samples in
             let s = scratch[p]
             forEachBlock(samples) { s0, nb in
-                let n = nb * hw
+                let ld = nb * sp, n = ld - (sp - hw)
                 let cols = unfold(x.data, s0, nb, s)
                 // One sample's [O, Ho·Wo] product is its NCHW output; a block's is gathered into it.
-                if nb > 1 { s.product.resize([o, n]) }
-                let y = nb == 1 ? out + s0 * o * hw : s.product.data
+                let direct = nb == 1 && sp == hw
+                if !direct { s.product.resize([o, ld]) }
+                let y = direct ? out + s0 * o * hw : s.product.data
                 for g in 0..<groups {
-                    BLAS.gemm(m: og, n: n, k: kk, w + g * og * kk, lda: kk, cols + g * kk * n, ldb: n, y + g * og * n, ldc: n)
+                    for t in 0..<productTaps {
+                        BLAS.gemm(m: og, n: n, k: kk, w + (t * o + g * og) * kk, lda: kk,
+                                  cols + g * kk * ld + t * tapStep, ldb: ld, beta: t == 0 ? 0 : 1, y + g * og * ld, ldc: ld)
+                    }
                 }
                 for i in 0..<nb {
                     for oc in 0..<o {
-                        let src = y + oc * n + i * hw, dst = out + ((s0 + i) * o + oc) * hw
+                        let src = y + oc * ld + i * sp, dst = out + ((s0 + i) * o + oc) * hw
                         addBias(biasData?[oc] ?? 0, src, dst, hw)
                     }
                 }
@@ -137,34 +175,30 @@ public final class Conv2D: Layer {
         return output
     }
 
-    /// cols[(c, ki, kj), oy·Wo + ox] = x[c, oy·s − p + ki·d, ox·s − p + kj·d] (0 outside), for
-    /// one sample [C, H, W]; rows of the block's columns are `rowStride` apart.
+    /// cols[(c, ki, kj), r·Wo + ox] = x[c, r·s − p + ki·d, ox·s − p + kj·d] (0 outside), for
+    /// one sample [C, H, W], ki < `unfoldedTaps` and r < `unfoldedRows`; rows of the block's
+    /// columns are `rowStride` apart. Runs are short (7–28 floats here), so they are copied
+    /// inline rather than by memcpy/memset.
     private func im2col(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, rowStride n: Int) {
         let (c, h, w) = (inChannels, inputShape[1], inputShape[2])
-        let (ho, wo) = (outputShape[1], outputShape[2])
+        let (rows, wo, taps) = (unfoldedRows, outputShape[2], unfoldedTaps)
+        let (sh, sw) = (stride.h, stride.w)
         for ci in 0..<c {
             let plane = x + ci * h * w
-            for ki in 0..<kernel.h {
+            for ki in 0..<taps {
                 for kj in 0..<kernel.w {
-                    let row = out + ((ci * kernel.h + ki) * kernel.w + kj) * n
+                    let row = out + ((ci * taps + ki) * kernel.w + kj) * n
                     let x0 = kj * dilation.w - padding.w
-                    for oy in 0..<ho {
-                        let iy = oy * stride.h - padding.h + ki * dilation.h
-                        let d = row + oy * wo
-                        if iy < 0 || iy >= h { d.update(repeating: 0, count: wo); continue }
-                        let src = plane + iy * w
-                        if stride.w == 1 {
-                            // Contiguous run: zeros, a copy, zeros.
-                            let lo = max(0, -x0), hi = min(wo, w - x0)
-                            if lo > 0 { d.update(repeating: 0, count: min(lo, wo)) }
-                            if hi > lo { (d + lo).update(from: src + x0 + lo, count: hi - lo) }
-                            if hi < wo { (d + max(hi, lo)).update(repeating: 0, count: wo - max(hi, lo)) }
-                        } else {
-                            for ox in 0..<wo {
-                                let ix = ox * stride.w + x0
-                                d[ox] = ix >= 0 && ix < w ? src[ix] : 0
-                            }
-                        }
+                    // Output columns lo..<hi read inside the image row; the rest are padding.
+                    let lo = min(wo, max(0, (-x0 + sw - 1) / sw)), hi = max(lo, min(wo, (w - x0 + sw - 1) / sw))
+                    for r in 0..<rows {
+                        let iy = r * sh - padding.h + ki * dilation.h
+                        let d = row + r * wo
+                        if iy < 0 || iy >= h { fill(d, 0, wo); continue }
+                        let src = plane + iy * w + x0
+                        fill(d, 0, lo)
+                        if sw == 1 { copy(d + lo, src + lo, hi - lo) } else { for ox in lo..<hi { d[ox] = src[ox * sw] } }
+                        fill(d + hi, 0, wo - hi)
                     }
                 }
             }
@@ -176,78 +210,103 @@ public final class Conv2D: Layer {
     public func backward(_ grad: Tensor, needInputGrad: Bool) -> Tensor? {
         guard let x = input else { preconditionFailure("Conv2D.backward before forward") }
         let b = batchSize(grad)
-        let (c, o, hw, og, kk) = (inChannels, outChannels, outPlane, outChannels / groups, k)
+        let (c, o, hw, og, kk, sp) = (inChannels, outChannels, outPlane, outChannels / groups, kg, span)
+        let (taps, tapStep) = (productTaps, dilation.h * outputShape[2])
         let parts = Parallel.parts(b)
         let scratch = workspace.reserve(parts)
         if needInputGrad { inputGrad.resize(x.shape) }
-        let w = weight.value.data, dx0 = inputGrad.data, dyAll = grad.data
+        let w = usesRowTaps ? UnsafePointer(tapWeight.data) : UnsafePointer(weight.value.data)
+        let dx0 = inputGrad.data, dyAll = grad.data
         Parallel.forEachPart(b) { p, samples in
             let s = scratch[p]
-            // Part 0 adds into the parameters' gradients, the others into their own sums.
+            // Weight gradients in the products' layout: part 0 adds straight into the
+            // parameter's gradient when that is the same layout, every other into its own sums.
             var dw = weight.grad.data, db = bias?.grad.data
-            if p > 0 {
+            if p > 0 || usesRowTaps {
                 s.weightGrad.resize([weight.value.count]); s.weightGrad.zero(); dw = s.weightGrad.data
-                if bias != nil { s.biasGrad.resize([o]); s.biasGrad.zero(); db = s.biasGrad.data }
             }
+            if p > 0, bias != nil { s.biasGrad.resize([o]); s.biasGrad.zero(); db = s.biasGrad.data }
             forEachBlock(samples) { s0, nb in
-                let n = nb * hw
-                // dY as [O, nb·Ho·Wo]: one sample's NCHW gradient as it is, a block's gathered.
-                var dy = UnsafePointer(dyAll + s0 * o * hw)
+                let ld = nb * sp, n = ld - (sp - hw)
+                // dY as [O, n] with rows `ldy` apart: one sample's NCHW gradient as it is, a
+                // block's gathered into its spans (the rows between spans zero).
+                var dy = UnsafePointer(dyAll + s0 * o * hw), ldy = hw
                 if nb > 1 {
-                    s.product.resize([o, n])
+                    s.product.resize([o, ld])
+                    let yb = s.product.data
                     for i in 0..<nb {
-                        for oc in 0..<o { (s.product.data + oc * n + i * hw).update(from: dyAll + ((s0 + i) * o + oc) * hw, count: hw) }
+                        for oc in 0..<o {
+                            copy(yb + oc * ld + i * sp, dyAll + ((s0 + i) * o + oc) * hw, hw)
+                            fill(yb + oc * ld + i * sp + hw, 0, sp - hw)
+                        }
                     }
-                    dy = UnsafePointer(s.product.data)
+                    dy = UnsafePointer(yb); ldy = ld
                 }
-                if let db { for oc in 0..<o { db[oc] += sum(dy + oc * n, n) } }
+                if let db { for oc in 0..<o { db[oc] += sum(dy + oc * ldy, n) } }
                 let cols = unfold(x.data, s0, nb, s)
                 for g in 0..<groups {
-                    BLAS.gemm(transB: true, m: og, n: kk, k: n, dy + g * og * n, lda: n,
-                              cols + g * kk * n, ldb: n, beta: 1, dw + g * og * kk, ldc: kk)
+                    for t in 0..<taps {
+                        BLAS.gemm(transB: true, m: og, n: kk, k: n, dy + g * og * ldy, lda: ldy,
+                                  cols + g * kk * ld + t * tapStep, ldb: ld, beta: 1, dw + (t * o + g * og) * kk, ldc: kk)
+                    }
                 }
                 guard needInputGrad else { return }
                 let dx = dx0 + s0 * c * inPlane
                 if isPointwise && nb == 1 {
                     for g in 0..<groups {
                         BLAS.gemm(transA: true, m: kk, n: hw, k: og, w + g * og * kk, lda: kk,
-                                  dy + g * og * n, ldb: n, dx + g * kk * hw, ldc: hw)
+                                  dy + g * og * ldy, ldb: ldy, dx + g * kk * hw, ldc: hw)
                     }
                     return
                 }
-                s.gradColumns.resize([c * kernel.h * kernel.w, n])
+                s.gradColumns.resize([groups * kk, ld])
                 let dcols = s.gradColumns.data
+                // Tap 0 writes columns 0..<n; the later taps add into columns up to ld.
+                if n < ld { for r in 0..<groups * kk { fill(dcols + r * ld + n, 0, ld - n) } }
                 for g in 0..<groups {
-                    BLAS.gemm(transA: true, m: kk, n: n, k: og, w + g * og * kk, lda: kk,
-                              dy + g * og * n, ldb: n, dcols + g * kk * n, ldc: n)
+                    for t in 0..<taps {
+                        BLAS.gemm(transA: true, m: kk, n: n, k: og, w + (t * o + g * og) * kk, lda: kk,
+                                  dy + g * og * ldy, ldb: ldy, beta: t == 0 ? 0 : 1, dcols + g * kk * ld + t * tapStep, ldc: ld)
+                    }
                 }
                 dx.update(repeating: 0, count: nb * c * inPlane)
-                for i in 0..<nb { col2im(dcols + i * hw, rowStride: n, into: dx + i * c * inPlane) }
+                for i in 0..<nb { col2im(dcols + i * sp, rowStride: ld, into: dx + i * c * inPlane) }
             }
         }
-        for p in 1..<parts {
-            BLAS.axpy(weight.value.count, 1, scratch[p].weightGrad.data, weight.grad.data)
-            if let bias { BLAS.axpy(o, 1, scratch[p].biasGrad.data, bias.grad.data) }
+        if usesRowTaps {
+            for p in 0..<parts { addTapGradient(scratch[p].weightGrad.data) }
+        } else {
+            for p in 1..<parts { BLAS.axpy(weight.value.count, 1, scratch[p].weightGrad.data, weight.grad.data) }
         }
+        if let bias { for p in 1..<parts { BLAS.axpy(o, 1, scratch[p].biasGrad.data, bias.grad.data) } }
         return needInputGrad ? inputGrad : nil
     }
 
-    /// dx[c, iy, ix] += dcols[(c, ki, kj), oy·Wo + ox] for one sample — the adjoint of im2col.
+    /// weight.grad[o, c, ki, kj] += g[ki, o, c·kw + kj]: a part's sums in the row-tap layout.
+    private func addTapGradient(_ g: UnsafePointer<Float>) {
+        let (o, cg, kh, kw) = (outChannels, inChannels / groups, kernel.h, kernel.w)
+        let dw = weight.grad.data
+        for oc in 0..<o { for c in 0..<cg { for ki in 0..<kh { for kj in 0..<kw {
+            dw[((oc * cg + c) * kh + ki) * kw + kj] += g[(ki * o + oc) * cg * kw + c * kw + kj]
+        } } } }
+    }
+
+    /// dx[c, iy, ix] += dcols[(c, ki, kj), r·Wo + ox] for one sample — the adjoint of im2col.
     private func col2im(_ src: UnsafePointer<Float>, rowStride n: Int, into dx: UnsafeMutablePointer<Float>) {
         let (c, h, w) = (inChannels, inputShape[1], inputShape[2])
-        let (ho, wo) = (outputShape[1], outputShape[2])
+        let (rows, wo, taps) = (unfoldedRows, outputShape[2], unfoldedTaps)
         for ci in 0..<c {
             let plane = dx + ci * h * w
-            for ki in 0..<kernel.h {
+            for ki in 0..<taps {
                 for kj in 0..<kernel.w {
-                    let row = src + ((ci * kernel.h + ki) * kernel.w + kj) * n
+                    let row = src + ((ci * taps + ki) * kernel.w + kj) * n
                     let x0 = kj * dilation.w - padding.w
                     let lo = max(0, (-x0 + stride.w - 1) / stride.w), hi = min(wo, (w - x0 + stride.w - 1) / stride.w)
                     if hi <= lo { continue }
-                    for oy in 0..<ho {
-                        let iy = oy * stride.h - padding.h + ki * dilation.h
+                    for r in 0..<rows {
+                        let iy = r * stride.h - padding.h + ki * dilation.h
                         if iy < 0 || iy >= h { continue }
-                        let d = plane + iy * w, sr = row + oy * wo
+                        let d = plane + iy * w, sr = row + r * wo
                         if stride.w == 1 {
                             let dd = d + x0
                             for ox in lo..<hi { dd[ox] += sr[ox] }
@@ -302,13 +361,29 @@ public final class Conv2D: Layer {
 @inline(__always)
 func addBias(_ b: Float, _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int) {
     if b == 0 {
-        if src != UnsafePointer(dst) { dst.update(from: src, count: n) }
+        if src != UnsafePointer(dst) { copy(dst, src, n) }
         return
     }
     let v = Vec8(repeating: b)
     var i = 0
     while i + 8 <= n { dst.store8(i, src.load8(i) + v); i += 8 }
     while i < n { dst[i] = src[i] + b; i += 1 }
+}
+
+/// dst[0..<n] = src[0..<n], inline (short runs: a libc call costs more than the copy).
+@inline(__always)
+func copy(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ n: Int) {
+    var i = 0
+    while i + 8 <= n { dst.store8(i, src.load8(i)); i += 8 }
+    while i < n { dst[i] = src[i]; i += 1 }
+}
+
+/// dst[0..<n] = v, inline.
+@inline(__always)
+func fill(_ dst: UnsafeMutablePointer<Float>, _ v: Float, _ n: Int) {
+    var i = 0
+    while i + 8 <= n { dst.store8(i, Vec8(repeating: v)); i += 8 }
+    while i < n { dst[i] = v; i += 1 }
 }
 
 /// Σ p[0..<n], eight lanes at a time.
