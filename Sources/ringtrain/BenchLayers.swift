@@ -90,44 +90,70 @@ struct SummaryCommand: ParsableCommand {
 
 /// Conv2D forward/backward GFLOP/s next to one raw sgemm of the same forward product.
 struct BenchConv: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "conv", abstract: "Conv2D GFLOP/s against raw sgemm on the same shapes.")
+    static let configuration = CommandConfiguration(
+        commandName: "conv",
+        abstract: "Conv2D and Linear GFLOP/s against raw sgemm on the same shapes.",
+        discussion: "sgemm is one product of the layer's M·K·N on the same threads; peak is a 1024³ product.")
 
     @Option(help: "Batch size.") var batch = 64
     @Option(help: "Timed repetitions.") var reps = 30
 
     func run() throws {
-        // The reference CNN's convolutions (conv16, conv32 on Fashion-MNIST) and a 1×1 and a strided one.
-        let shapes: [(String, [Int], Int, Int, Int, Int)] = [
+        // The zoo's convolutions (cnn, cnn_bn, resnet_small on Fashion-MNIST), a 1×1 and a strided one;
+        // the MLP's and CNN's linear layers.
+        let convs: [(String, [Int], Int, Int, Int, Int)] = [
             ("conv 1→16 3×3 on 28×28", [1, 28, 28], 16, 3, 1, 1),
+            ("conv 16→16 3×3 on 28×28", [16, 28, 28], 16, 3, 1, 1),
             ("conv 16→32 3×3 on 14×14", [16, 14, 14], 32, 3, 1, 1),
             ("conv 32→64 3×3 on 14×14", [32, 14, 14], 64, 3, 1, 1),
+            ("conv 64→64 3×3 on 7×7", [64, 7, 7], 64, 3, 1, 1),
             ("conv 64→64 1×1 on 7×7", [64, 7, 7], 64, 1, 1, 0),
             ("conv 32→64 3×3 s2 on 14×14", [32, 14, 14], 64, 3, 2, 1),
         ]
-        print("shape                          fwd GFLOP/s  bwd GFLOP/s  sgemm GFLOP/s (same M·K·N)")
-        for (name, input, out, k, s, p) in shapes {
+        let linears: [(String, Int, Int)] = [("linear 784→256", 784, 256), ("linear 256→128", 256, 128), ("linear 1568→64", 1568, 64)]
+        let peak = sgemmSeconds(1024, 1024, 1024).map { 2e-9 * 1024 * 1024 * 1024 / $0 } ?? 0
+        print("sgemm peak (1024×1024×1024, \(BLAS.threads) threads): \(fmt(peak, 1)) GFLOP/s")
+        print("layer (batch \(batch))".padding(31) + "fwd GFLOP/s  bwd GFLOP/s  sgemm GFLOP/s (same M·K·N)")
+        for (name, input, out, k, s, p) in convs {
             let conv = try Conv2D(inputShape: input, outChannels: out, kernel: (k, k), stride: (s, s), padding: (p, p))
-            var rng = RNG(seed: 1)
-            for (_, prm) in conv.namedParameters() { for i in 0..<prm.count { prm.value[i] = rng.uniform(-0.1, 0.1) } }
-            let x = Tensor(shape: [batch] + input)
-            for i in 0..<x.count { x[i] = rng.normal() }
-            let dy = Tensor(shape: [batch] + conv.outputShape)
-            for i in 0..<dy.count { dy[i] = rng.normal() }
-            let m = out, kk = input[0] * k * k, n = batch * conv.outputShape[1] * conv.outputShape[2]
-            let flops = 2.0 * Double(m * kk * n)
-            for _ in 0..<3 { _ = conv.forward(x, training: true); _ = conv.backward(dy, needInputGrad: true) }
-            var t0 = monotonicSeconds()
-            for _ in 0..<reps { _ = conv.forward(x, training: true) }
-            let fwd = (monotonicSeconds() - t0) / Double(reps)
-            t0 = monotonicSeconds()
-            for _ in 0..<reps { _ = conv.backward(dy, needInputGrad: true) }
-            let bwd = (monotonicSeconds() - t0) / Double(reps)
-            let a = Tensor(shape: [m, kk]), b = Tensor(shape: [kk, n]), c = Tensor(shape: [m, n])
-            for _ in 0..<3 { BLAS.gemm(m: m, n: n, k: kk, a.data, lda: kk, b.data, ldb: n, c.data, ldc: n) }
-            t0 = monotonicSeconds()
-            for _ in 0..<reps { BLAS.gemm(m: m, n: n, k: kk, a.data, lda: kk, b.data, ldb: n, c.data, ldc: n) }
-            let g = (monotonicSeconds() - t0) / Double(reps)
-            print("\(name.padding(31))\(fmt(flops / fwd / 1e9, 1).padding(13))\(fmt(2 * flops / bwd / 1e9, 1).padding(13))\(fmt(flops / g / 1e9, 1))")
+            let n = batch * conv.outputShape[1] * conv.outputShape[2]
+            try report(name, conv, input: input, m: out, k: input[0] * k * k, n: n, peak: peak)
         }
+        for (name, i, o) in linears {
+            try report(name, Linear(i, o), input: [i], m: batch, k: i, n: o, peak: peak)
+        }
+    }
+
+    /// Times forward and backward (with the input gradient) of `layer` against one sgemm of
+    /// the same m·k·n; prints a table row and a RESULT line.
+    func report(_ name: String, _ layer: Layer, input: [Int], m: Int, k: Int, n: Int, peak: Double) throws {
+        var rng = RNG(seed: 1)
+        for (_, prm) in layer.namedParameters() { for i in 0..<prm.count { prm.value[i] = rng.uniform(-0.1, 0.1) } }
+        let x = Tensor(shape: [batch] + input)
+        for i in 0..<x.count { x[i] = rng.normal() }
+        let y = layer.forward(x, training: true)
+        let dy = Tensor(shape: y.shape)
+        for i in 0..<dy.count { dy[i] = rng.normal() }
+        let flops = 2.0 * Double(m * k * n)
+        for _ in 0..<3 { _ = layer.forward(x, training: true); _ = layer.backward(dy, needInputGrad: true) }
+        var t0 = monotonicSeconds()
+        for _ in 0..<reps { _ = layer.forward(x, training: true) }
+        let fwd = flops / ((monotonicSeconds() - t0) / Double(reps)) / 1e9
+        t0 = monotonicSeconds()
+        for _ in 0..<reps { _ = layer.backward(dy, needInputGrad: true) }
+        let bwd = 2 * flops / ((monotonicSeconds() - t0) / Double(reps)) / 1e9
+        let g = sgemmSeconds(m, k, n).map { flops / $0 / 1e9 } ?? 0
+        print("\(name.padding(31))\(fmt(fwd, 1).padding(13))\(fmt(bwd, 1).padding(13))\(fmt(g, 1))")
+        print("RESULT layer=\"\(name)\" batch=\(batch) fwd_gflops=\(fmt(fwd, 1)) bwd_gflops=\(fmt(bwd, 1)) sgemm_gflops=\(fmt(g, 1)) peak_gflops=\(fmt(peak, 1))")
+    }
+
+    /// Seconds per C[m×n] = A[m×k]·B[k×n] on BLAS.gemm's threads.
+    func sgemmSeconds(_ m: Int, _ k: Int, _ n: Int) -> Double? {
+        let a = Tensor(shape: [m, k]), b = Tensor(shape: [k, n]), c = Tensor(shape: [m, n])
+        a.fill(0.5); b.fill(0.25)
+        for _ in 0..<3 { BLAS.gemm(m: m, n: n, k: k, a.data, lda: k, b.data, ldb: n, c.data, ldc: n) }
+        let t0 = monotonicSeconds()
+        for _ in 0..<reps { BLAS.gemm(m: m, n: n, k: k, a.data, lda: k, b.data, ldb: n, c.data, ldc: n) }
+        return (monotonicSeconds() - t0) / Double(reps)
     }
 }
