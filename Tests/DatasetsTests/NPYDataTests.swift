@@ -88,11 +88,14 @@ func npyImage(descr: String, fortran: Bool = false, shape: String, major: UInt8 
 
 /// An array larger than the process may hold in its heap trains: it is mapped, not read.
 /// A child process with its data segment limited (RLIMIT_DATA, which counts heap and private
-/// writable mappings but not a read-only shared file mapping) trains on a 256 MiB array.
+/// writable mappings but not a read-only shared file mapping) trains on a 512 MiB array under a
+/// 400 MiB limit, with one BLAS thread. OpenBLAS maps 128 MiB work buffers per calling thread
+/// (with two threads here, more than 400 MiB of them), and under a limit that leaves no room for
+/// another it retries the mapping forever; the limit is for the data, so the child gets one thread.
 @Test(.timeLimit(.minutes(10)))
 func npyLargerThanTheProcessMayHoldTrains() throws {
     let dir = Fixtures.tempDirectory("npy-big")
-    let rows = 1 << 16, width = 1024   // 2^26 floats = 256 MiB
+    let rows = 1 << 17, width = 1024   // 2^27 floats = 512 MiB
     let path = "\(dir)/x.npy"
     let header = NPY.image(type: .f4, shape: [rows, width], data: [])
     let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
@@ -115,13 +118,13 @@ func npyLargerThanTheProcessMayHoldTrains() throws {
         checkpoint: {dir: ""}
         """
     try FileIO.writeAtomically("\(dir)/job.yaml", bytes: Array(job.utf8))
-    // 200 MiB of data segment: less than the array, plenty for the model.
-    let r = Fixtures.run(["sh", "-c", "cd \(dir) && ulimit -d 204800 && exec \(Fixtures.ringtrain) train job.yaml"])
+    // 400 MiB of data segment: less than the array, enough for the model and one BLAS thread.
+    let r = Fixtures.run(["sh", "-c", "cd \(dir) && ulimit -d 409600 && OPENBLAS_NUM_THREADS=1 exec \(Fixtures.ringtrain) train job.yaml"])
     #expect(r.status == 0, "\(r.output)")
     #expect(r.output.contains("test_acc 1.0000"), "\(r.output)")
     // The limit is real: reading the array into memory instead fails under it.
-    let cat = Fixtures.run(["sh", "-c", "ulimit -d 204800 && exec python3 -c \"open('\(path)','rb').read()\""])
-    #expect(cat.status != 0, "reading 256 MiB into the heap under a 200 MiB limit should fail")
+    let cat = Fixtures.run(["sh", "-c", "ulimit -d 409600 && exec python3 -c \"open('\(path)','rb').read()\""])
+    #expect(cat.status != 0, "reading 512 MiB into the heap under a 400 MiB limit should fail")
 }
 
 extension String {

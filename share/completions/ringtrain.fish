@@ -241,7 +241,7 @@ complete -c 'ringtrain' -n '__ringtrain_should_offer_completions_for_flags_or_op
 complete -c 'ringtrain' -n '__ringtrain_should_offer_completions_for_positional "ringtrain bench" -eq 1' -fa 'train' -d 'Single-process training throughput.'
 complete -c 'ringtrain' -n '__ringtrain_should_offer_completions_for_positional "ringtrain bench" -eq 1' -fa 'layers' -d 'Time each layer\'s forward and backward.'
 complete -c 'ringtrain' -n '__ringtrain_should_offer_completions_for_positional "ringtrain bench" -eq 1' -fa 'allreduce' -d 'Ring all-reduce bandwidth between local worker processes (nccl-tests columns).'
-complete -c 'ringtrain' -n '__ringtrain_should_offer_completions_for_positional "ringtrain bench" -eq 1' -fa 'conv' -d 'Conv2D GFLOP/s against raw sgemm on the same shapes.'
+complete -c 'ringtrain' -n '__ringtrain_should_offer_completions_for_positional "ringtrain bench" -eq 1' -fa 'conv' -d 'Conv2D and Linear GFLOP/s against raw sgemm on the same shapes.'
 complete -c 'ringtrain' -n '__ringtrain_should_offer_completions_for_flags_or_options "ringtrain bench train" model' -l 'model' -d 'Model from the zoo (mlp, cnn, cnn_bn, resnet_small, …).' -rfka ''
 complete -c 'ringtrain' -n '__ringtrain_should_offer_completions_for_flags_or_options "ringtrain bench train" batch' -l 'batch' -d 'Batch size.' -rfka ''
 complete -c 'ringtrain' -n '__ringtrain_should_offer_completions_for_flags_or_options "ringtrain bench train" epochs' -l 'epochs' -d 'Epochs to time (the first is included).' -rfka ''

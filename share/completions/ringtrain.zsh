@@ -328,7 +328,7 @@ _ringtrain_bench() {
             'train:Single-process training throughput.'
             'layers:Time each layer'\''s forward and backward.'
             'allreduce:Ring all-reduce bandwidth between local worker processes (nccl-tests columns).'
-            'conv:Conv2D GFLOP/s against raw sgemm on the same shapes.'
+            'conv:Conv2D and Linear GFLOP/s against raw sgemm on the same shapes.'
         )
         _describe -V subcommand subcommands && ret=0
         ;;
