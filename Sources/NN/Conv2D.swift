@@ -130,13 +130,19 @@ public final class Conv2D: Layer {
     /// The weights each product tap multiplies by: W[O, K] itself, or regrouped by kernel row.
     private func weightsForTaps() -> UnsafePointer<Float> {
         guard usesRowTaps else { return UnsafePointer(weight.value.data) }
-        let (o, cg, kh, kw) = (outChannels, inChannels / groups, kernel.h, kernel.w)
-        tapWeight.resize([kh, o, cg * kw])
+        tapWeight.resize([kernel.h, outChannels, inChannels / groups * kernel.w])
         let w = weight.value.data, t = tapWeight.data
-        for oc in 0..<o { for c in 0..<cg { for ki in 0..<kh { for kj in 0..<kw {
-            t[(ki * o + oc) * cg * kw + c * kw + kj] = w[((oc * cg + c) * kh + ki) * kw + kj]
-        } } } }
+        forEachTapIndex { stored, tap in t[tap] = w[stored] }
         return UnsafePointer(t)
+    }
+
+    /// body(index in [O, C/g, kh, kw], index in the row-tap layout [kh][O][C/g·kw]) for every weight.
+    @inline(__always)
+    private func forEachTapIndex(_ body: (Int, Int) -> Void) {
+        let (o, cg, kh, kw) = (outChannels, inChannels / groups, kernel.h, kernel.w)
+        for oc in 0..<o { for c in 0..<cg { for ki in 0..<kh { for kj in 0..<kw {
+            body(((oc * cg + c) * kh + ki) * kw + kj, (ki * o + oc) * cg * kw + c * kw + kj)
+        } } } }
     }
 
     // MARK: forward
@@ -284,11 +290,8 @@ public final class Conv2D: Layer {
 
     /// weight.grad[o, c, ki, kj] += g[ki, o, c·kw + kj]: a part's sums in the row-tap layout.
     private func addTapGradient(_ g: UnsafePointer<Float>) {
-        let (o, cg, kh, kw) = (outChannels, inChannels / groups, kernel.h, kernel.w)
         let dw = weight.grad.data
-        for oc in 0..<o { for c in 0..<cg { for ki in 0..<kh { for kj in 0..<kw {
-            dw[((oc * cg + c) * kh + ki) * kw + kj] += g[(ki * o + oc) * cg * kw + c * kw + kj]
-        } } } }
+        forEachTapIndex { stored, tap in dw[stored] += g[tap] }
     }
 
     /// dx[c, iy, ix] += dcols[(c, ki, kj), r·Wo + ox] for one sample — the adjoint of im2col.

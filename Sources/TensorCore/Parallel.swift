@@ -18,10 +18,7 @@ public enum Parallel {
     public static func forEach(_ n: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
         let parts = min(width, n / max(grain, 1))
         if parts <= 1 || busy { body(0..<n); return }
-        withoutActuallyEscaping(body) { body in
-            let part = { (p: Int) in body((p * n / parts)..<((p + 1) * n / parts)) }
-            if !pool.run(parts, part) { for p in 0..<parts { part(p) } }
-        }
+        dispatch(parts) { p in body((p * n / parts)..<((p + 1) * n / parts)) }
     }
 
     /// How many parts `forEachPart` splits n items into: one per core, at most one per item.
@@ -36,8 +33,13 @@ public enum Parallel {
         let parts = parts(n)
         let range = { (p: Int) in (p * n / parts)..<((p + 1) * n / parts) }
         if parts == 1 || busy { for p in 0..<parts { body(p, range(p)) }; return }
-        withoutActuallyEscaping(body) { body in
-            let part = { (p: Int) in body(p, range(p)) }
+        dispatch(parts) { p in body(p, range(p)) }
+    }
+
+    /// part(0..<parts) on the pool, or one after another here when another loop holds it.
+    @inline(__always)
+    private static func dispatch(_ parts: Int, _ part: (Int) -> Void) {
+        withoutActuallyEscaping(part) { part in
             if !pool.run(parts, part) { for p in 0..<parts { part(p) } }
         }
     }
